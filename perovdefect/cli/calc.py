@@ -1,0 +1,6 @@
+import click
+
+@click.command()
+def parse(): pass
+@click.command()
+def levels(): pass

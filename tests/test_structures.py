@@ -1,0 +1,203 @@
+"""Issue 2: crystals, supercells, Br vacancies, cluster models, exports and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from ase.data import atomic_numbers
+
+from perovdefect.errors import StructureError
+from perovdefect.structures import (build_cluster, build_crystal, build_supercell,
+                                    build_vacancies, distinct_sites, image_distance,
+                                    read_structure, remove_site, space_group)
+from perovdefect.structures.clusters import coordination
+from tests.conftest import run_cli
+
+EXPECTED = {  # name: (space group, formula unit counts per Z, Z, {wyckoff: multiplicity} of Br)
+    "Cs4PbBr6": (167, {"Cs": 4, "Pb": 1, "Br": 6}, 6, {"36f": 36}),
+    "CsPbBr3-Pnma": (62, {"Cs": 1, "Pb": 1, "Br": 3}, 4, {"8d": 8, "4c": 4}),
+    "CsPbBr3-cubic": (221, {"Cs": 1, "Pb": 1, "Br": 3}, 1, {"3d": 3}),
+}
+
+
+def pb_br_distances(atoms) -> list[float]:
+    """Every Pb-Br distance below 3.6 A, counting periodic images (ASE neighbour list)."""
+    from ase.neighborlist import neighbor_list
+    sym = np.array(atoms.get_chemical_symbols())
+    i, j, d = neighbor_list("ijd", atoms, 3.6)
+    return d[(sym[i] == "Pb") & (sym[j] == "Br")].tolist()
+
+
+@pytest.mark.parametrize("lattice", ["pbe", "experimental"])
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_crystal_space_group_formula_and_octahedra(name, lattice):
+    sg, unit, z, _ = EXPECTED[name]
+    rec = build_crystal(name, lattice)
+    assert space_group(rec.atoms)[0] == sg
+    symbols = rec.atoms.get_chemical_symbols()
+    assert {el: symbols.count(el) for el in unit} == {el: n * z for el, n in unit.items()}
+    assert rec.metadata["Z"] == z
+    d = pb_br_distances(rec.atoms)
+    assert len(d) == 6 * z  # every Pb octahedrally coordinated
+    assert 2.9 <= min(d) and max(d) <= 3.1
+
+
+def test_experimental_lattice_values_and_fractional_coordinates():
+    pbe, exp = build_crystal("Cs4PbBr6"), build_crystal("Cs4PbBr6", "experimental")
+    assert exp.atoms.cell.lengths() == pytest.approx([13.73, 13.73, 17.32])
+    assert np.allclose(pbe.atoms.get_scaled_positions(), exp.atoms.get_scaled_positions())
+    assert build_crystal("CsPbBr3-Pnma", "experimental").atoms.cell.lengths() == pytest.approx(
+        [8.24, 11.74, 8.20])
+    assert build_crystal("CsPbBr3-cubic", "experimental").atoms.cell.lengths()[0] == \
+        pytest.approx(5.87)
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_distinct_br_sites_wyckoff_and_multiplicity(name):
+    sites = distinct_sites(build_crystal(name))
+    assert {s.wyckoff: s.multiplicity for s in sites} == EXPECTED[name][3]
+
+
+def test_supercell_image_distance_and_atom_target():
+    cubic = build_crystal("CsPbBr3-cubic")
+    assert image_distance(cubic.atoms.cell.array) == pytest.approx(6.017334, abs=1e-4)
+    sc = build_supercell(cubic, min_image_distance_A=12)
+    assert sc.metadata["image_distance_A"] >= 12
+    assert len(sc.atoms) == 40 and sc.metadata["valence_electrons"] == 8 * 44
+    assert space_group(sc.atoms)[0] == 221
+    sc2 = build_supercell(cubic, target_atoms=135)
+    assert len(sc2.atoms) == 135  # 27 cells, 3x3x3 is the ideal simple-cubic shape
+    assert sc2.metadata["image_distance_A"] == pytest.approx(3 * 6.017334, abs=1e-3)
+    hexa = build_supercell(build_crystal("Cs4PbBr6"), min_image_distance_A=16)
+    assert hexa.metadata["image_distance_A"] >= 16
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_vacancies_counts_charges_and_electrons(name):
+    recs = build_vacancies(name, min_image_distance_A=12)
+    n_sites = len(EXPECTED[name][3])
+    assert len(recs) == 3 * n_sites
+    for r in recs:
+        m = r.metadata
+        pristine = r.atoms.get_chemical_symbols() + ["Br"]
+        zval = {"Cs": 9, "Pb": 14, "Br": 7}
+        assert m["valence_electrons"] == sum(zval[s] for s in pristine) - 7 - m["charge"]
+        assert m["electrons_total"] == sum(atomic_numbers[s] for s in pristine) - 35 - m["charge"]
+        assert m["spin_multiplicity"] == (2 if m["valence_electrons"] % 2 else 1)
+        assert m["multiplicity"] == EXPECTED[name][3][m["wyckoff"]]
+        assert m["image_distance_A"] >= 12
+        assert r.name.endswith({1: "_q+1", 0: "_q0", -1: "_q-1"}[m["charge"]])
+        assert r.atoms.get_chemical_symbols().count("Br") == \
+            build_supercell(build_crystal(name), 12).atoms.get_chemical_symbols().count("Br") - 1
+    assert {r.name for r in build_vacancies("Cs4PbBr6")} == {"V_Br_q+1", "V_Br_q0", "V_Br_q-1"}
+
+
+def test_cluster_octahedron_and_molecule_charges():
+    octa = build_cluster("pbbr6-octahedron")
+    assert octa.charge == -4 and octa.metadata["formal_charge"] == -4
+    assert octa.atoms.get_chemical_formula() == "Br6Pb"
+    assert octa.metadata["valence_electrons"] == 14 + 6 * 7 + 4
+    mol = build_cluster("cs4pbbr6-molecule")
+    assert mol.charge == 0 and mol.metadata["formal_charge"] == 0  # neutral molecule
+    assert mol.metadata["spin_multiplicity"] == 1
+    pos = mol.atoms.positions
+    sym = np.array(mol.atoms.get_chemical_symbols())
+    pb = pos[sym == "Pb"][0]
+    cs_dist = np.linalg.norm(pos[sym == "Cs"] - pb, axis=1)
+    assert np.ptp(cs_dist) < 1e-6  # four equivalent Cs (T_d)
+    assert np.linalg.norm((pos[sym == "Cs"] - pb).sum(axis=0)) < 1e-6  # no dipole
+    pmg = mol.to_pymatgen()
+    from pymatgen.symmetry.analyzer import PointGroupAnalyzer
+    assert PointGroupAnalyzer(pmg).sch_symbol == "Td"
+    for r in (octa, mol):
+        assert all(2.9 <= b <= 3.1 for b in pb_br_distances(r.atoms))
+        assert not r.atoms.pbc.any()
+        extent = r.atoms.positions.max(0) - r.atoms.positions.min(0)
+        assert np.allclose(r.atoms.cell.lengths(), extent + 12.0)  # 6 A padding each side
+
+
+def test_vacancy_clusters_keep_charge_and_lose_one_br():
+    mol = build_cluster("cs4pbbr6-molecule", vacancy=True)
+    assert mol.atoms.get_chemical_formula() == "Br5Cs4Pb"
+    assert mol.charge == 0 and mol.metadata["formal_charge"] == +1
+    assert mol.metadata["valence_electrons"] == 92 - 7
+    assert mol.metadata["spin_multiplicity"] == 2
+    assert coordination(mol.atoms) == [5]
+    octa = build_cluster("pbbr6-octahedron", vacancy=True)
+    assert octa.charge == -4 and octa.atoms.get_chemical_formula() == "Br5Pb"
+
+
+def test_crystal_cutout_whole_octahedra_and_charge():
+    cut = build_cluster("crystal-cutout", radius_A=7.0)
+    assert coordination(cut.atoms) == [6] * cut.metadata["n_octahedra"]
+    sym = cut.atoms.get_chemical_symbols()
+    assert cut.metadata["formal_charge"] == sym.count("Cs") + 2 * sym.count("Pb") - sym.count("Br")
+    big = build_cluster("crystal-cutout", compound="CsPbBr3-cubic", radius_A=6.1)
+    assert set(coordination(big.atoms)) == {6}
+    assert big.metadata["n_octahedra"] == 7  # the centre and its 6 corner-sharing neighbours
+    vac = build_cluster("crystal-cutout", vacancy=True, radius_A=7.0)
+    assert len(vac.atoms) == len(cut.atoms) - 1 and 5 in coordination(vac.atoms)
+    assert vac.charge == cut.charge
+
+
+@pytest.mark.parametrize("suffix", [".cif", ".vasp", ".extxyz", ".xyz", ".json"])
+def test_round_trip_every_export_format(tmp_path, suffix):
+    for rec in (build_vacancies("CsPbBr3-cubic", 12, charges=(0,))[0],
+                build_cluster("cs4pbbr6-molecule", vacancy=True)):
+        path = rec.write(tmp_path / f"s{suffix}")
+        back = read_structure(path)
+        assert sorted(back.atoms.get_chemical_symbols()) == sorted(rec.atoms.get_chemical_symbols())
+        assert np.allclose(back.atoms.cell.array, rec.atoms.cell.array, atol=1e-4)
+        a = np.sort(np.round(back.atoms.get_scaled_positions(wrap=True), 4) % 1, axis=0)
+        b = np.sort(np.round(rec.atoms.get_scaled_positions(wrap=True), 4) % 1, axis=0)
+        assert np.allclose(a, b, atol=2e-4)
+        if suffix in (".extxyz", ".xyz", ".json"):
+            assert back.metadata["charge"] == rec.metadata["charge"]
+            assert back.metadata["valence_electrons"] == rec.metadata["valence_electrons"]
+    assert build_cluster("pbbr6-octahedron").to_pymatgen().charge == -4
+    assert len(build_crystal("Cs4PbBr6").to_pymatgen()) == 66
+
+
+def test_bad_input_errors(tmp_path):
+    with pytest.raises(StructureError, match="unknown compound"):
+        build_crystal("CsSnI3")
+    with pytest.raises(StructureError, match="impossible charge"):
+        build_cluster("pbbr6-octahedron", charge=61)
+    with pytest.raises(StructureError, match="too small to hold an octahedron"):
+        build_cluster("crystal-cutout", radius_A=2.0)
+    with pytest.raises(StructureError, match="not Br"):
+        remove_site(build_crystal("CsPbBr3-cubic"), 0)  # site 0 is Cs
+    with pytest.raises(StructureError, match="non-Br"):
+        build_vacancies("Cs4PbBr6", element="Cs")
+    bad = tmp_path / "broken.cif"
+    bad.write_text("data_x\n_cell_length_a 5\nloop_\n_atom_site_label\nthis is not a cif\n")
+    with pytest.raises(StructureError, match="broken.cif"):
+        read_structure(bad)
+    with pytest.raises(StructureError, match="unknown element"):
+        from perovdefect.structures.electrons import electron_counts
+        electron_counts(["Xx"], 0)
+
+
+def test_cli_build_commands(tmp_path):
+    r = run_cli("build", "crystal", "Cs4PbBr6", "-o", str(tmp_path / "c.cif"))
+    assert r.returncode == 0, r.stderr
+    assert space_group(read_structure(tmp_path / "c.cif").atoms)[0] == 167
+    r = run_cli("build", "vacancies", "Cs4PbBr6", "--min-image-distance", "12", "-o",
+                str(tmp_path / "v"), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert [s["charge"] for s in summary] == [1, 0, -1]
+    assert all(s["wyckoff"] == "36f" and s["multiplicity"] == 36 for s in summary)
+    assert all(s["image_distance_A"] >= 12 for s in summary)
+    assert len(list((tmp_path / "v").glob("V_Br_*.vasp"))) == 3
+    r = run_cli("build", "cluster", "cs4pbbr6-molecule", "--vacancy", "-o",
+                str(tmp_path / "m.xyz"), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["valence_electrons"] == 85
+    for args, msg in [(("build", "crystal", "Nope"), "unknown compound"),
+                      (("build", "cluster", "crystal-cutout", "--radius", "1"), "too small"),
+                      (("build", "cluster", "crystal-cutout", "--vacancy-site", "0"), "not Br"),
+                      (("build", "cluster", "pbbr6-octahedron", "--charge", "99"), "impossible")]:
+        r = run_cli(*args)
+        assert r.returncode != 0 and msg in r.stderr and "Traceback" not in r.stderr
