@@ -1,0 +1,153 @@
+"""VASP outputs (vasprun.xml[.gz], OUTCAR[.gz]) -> ElectronicStructure, through pymatgen / ASE."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from perovdefect.errors import ParseError
+from perovdefect.parsers.document import ElectronicStructure, functional_from_parameters
+
+
+def parse_vasprun(path: str | Path, parse_projections: bool = False) -> ElectronicStructure:
+    """Parse a vasprun.xml(.gz). The functional is named from LHFCALC/AEXX/HFSCREEN/GGA as run;
+    SOC from LSORBIT/LNONCOLLINEAR. An unconverged run is parsed, flagged and warned about."""
+    from pymatgen.io.vasp import Vasprun
+    path = Path(path)
+    if not path.is_file():
+        raise ParseError(f"{path}: no such file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run = Vasprun(str(path), parse_potcar_file=False, parse_dos=False,
+                          parse_projected_eigen=parse_projections, exception_on_bad_xml=True)
+    except Exception as exc:  # ElementTree / pymatgen errors deep inside: name the file instead
+        raise ParseError(f"{path}: malformed or truncated vasprun.xml ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from exc
+    p = run.parameters
+    if not run.eigenvalues:
+        raise ParseError(f"{path}: vasprun.xml holds no eigenvalues (run stopped before the "
+                         "first electronic step finished?)")
+    spins = sorted(run.eigenvalues, key=lambda s: -int(s))  # up, then down
+    eig = np.array([run.eigenvalues[s][:, :, 0] for s in spins])
+    occ = np.array([run.eigenvalues[s][:, :, 1] for s in spins])
+    lhfcalc = bool(p.get("LHFCALC", False))
+    aexx = float(p.get("AEXX", 0.25 if lhfcalc else 0.0)) if lhfcalc else 0.0
+    hfscreen = float(p.get("HFSCREEN", 0.0)) if lhfcalc else 0.0
+    soc = bool(p.get("LSORBIT", False)) or bool(p.get("LNONCOLLINEAR", False))
+    nelect = p.get("NELECT")
+    structure = run.final_structure
+    # charge = (sum of POTCAR ZVAL) - NELECT needs the licensed POTCARs; when PMG_VASP_PSP_DIR is
+    # configured pymatgen reads them, otherwise the charge stays unknown (None), never guessed
+    charge = _charge_from_potcars(run, nelect)
+    converged = bool(run.converged_electronic) and bool(run.converged_ionic)
+    doc = ElectronicStructure(
+        code="vasp", functional=functional_from_parameters(lhfcalc, aexx, hfscreen,
+                                                           p.get("GGA") or run.incar.get("GGA")),
+        exact_exchange_fraction=aexx, screening_inv_A=hfscreen, soc=soc, converged=converged,
+        total_energy_eV=float(run.final_energy), eigenvalues_eV=eig.tolist(),
+        occupations=occ.tolist(), kpoint_weights=list(map(float, run.actual_kpoints_weights)),
+        fermi_level_eV=None if run.efermi is None else float(run.efermi),
+        n_electrons=None if nelect is None else float(nelect), charge=charge,
+        nspins=len(spins), is_cluster=False,
+        formula=structure.composition.reduced_formula, source=str(path),
+        settings={"ENCUT": p.get("ENCUT"), "ISPIN": p.get("ISPIN"), "NBANDS": p.get("NBANDS"),
+                  "kpoints": run.kpoints.kpts[0] if run.kpoints and run.kpoints.kpts else None,
+                  "n_kpoints": len(run.actual_kpoints), "vasp_version": run.vasp_version,
+                  "potcars": run.potcar_symbols,
+                  "electronic_converged": bool(run.converged_electronic),
+                  "ionic_converged": bool(run.converged_ionic)})
+    if parse_projections and run.projected_eigenvalues:
+        doc.band_localization = _procar_localization(run, eig, occ, spins)
+    if not converged:
+        doc.warn_if_unconverged()
+    return doc
+
+
+def _charge_from_potcars(run, nelect) -> float | None:
+    if nelect is None:
+        return None
+    try:
+        from pymatgen.io.vasp import Potcar
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            potcar = Potcar(run.potcar_symbols, functional="PBE_54")
+        zval = {p.element: p.ZVAL for p in potcar}
+        counts = run.final_structure.composition.element_composition
+        return float(sum(zval[str(el)] * n for el, n in counts.items()) - float(nelect))
+    except Exception:  # no POTCAR library configured: charge is not knowable from vasprun alone
+        return None
+
+
+def _procar_localization(run, eig: np.ndarray, occ: np.ndarray, spins, window: int = 4) -> list:
+    """Atom-resolved weights / IPR from vasprun projections (LORBIT) near the gap."""
+    from perovdefect.calcs.localization import character, ipr
+    symbols = [site.specie.symbol for site in run.final_structure]
+    out = []
+    for si, s in enumerate(spins):
+        proj = run.projected_eigenvalues[s]  # (nk, nb, natoms, norb)
+        for k in range(eig.shape[1]):
+            occupied = np.nonzero(occ[si, k] > 0.5)[0]
+            if not len(occupied):
+                continue
+            homo = int(occupied.max())
+            for n in range(max(0, homo - window + 1), min(eig.shape[2], homo + window + 1)):
+                w = proj[k, n].sum(axis=-1)
+                out.append({"spin": si, "k": k, "band": n, "energy_eV": float(eig[si, k, n]),
+                            "occupation": float(occ[si, k, n]), "ipr": round(ipr(w), 4),
+                            "character": character(w / max(w.sum(), 1e-12), symbols)})
+    return out
+
+
+def parse_outcar(path: str | Path) -> ElectronicStructure:
+    """Parse eigenvalues from an OUTCAR(.gz) with ASE (pymatgen's Outcar has no eigenvalues);
+    the hybrid/SOC tags are read from the parameter block VASP echoes into OUTCAR."""
+    import gzip
+    import re
+
+    import ase.io
+    path = Path(path)
+    if not path.is_file():
+        raise ParseError(f"{path}: no such file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt") as fh:
+            text = fh.read()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            atoms = ase.io.read(path, format="vasp-out", index=-1)
+        calc = atoms.calc
+        nspins = calc.get_number_of_spins()
+        nk = len(calc.get_ibz_k_points())
+        eig = np.array([[calc.get_eigenvalues(k, s) for k in range(nk)] for s in range(nspins)])
+        occ_raw = np.array([[calc.get_occupation_numbers(k, s) for k in range(nk)]
+                            for s in range(nspins)])
+        weights = list(map(float, calc.get_k_point_weights()))
+    except Exception as exc:  # ASE parser errors: name the file instead
+        raise ParseError(f"{path}: cannot read eigenvalues from OUTCAR ({exc})") from exc
+
+    def tag(name: str) -> str | None:
+        m = re.search(rf"^\s*{name}\s*=\s*([^\s;]+)", text, re.M)
+        return m.group(1) if m else None
+
+    lhfcalc = (tag("LHFCALC") or "F").upper().startswith("T")
+    aexx = float(tag("AEXX") or 0.25) if lhfcalc else 0.0
+    hfscreen = float(tag("HFSCREEN") or 0.0) if lhfcalc else 0.0
+    soc = (tag("LSORBIT") or "F").upper().startswith("T")
+    # OUTCAR prints occupations per band: up to 2 for ISPIN=1, 1 per spin channel or spinor
+    occ = occ_raw if (soc or nspins == 2) else occ_raw / 2.0
+    nelect = tag("NELECT")
+    converged = "aborting loop because EDIFF is reached" in text
+    doc = ElectronicStructure(
+        code="vasp", functional=functional_from_parameters(lhfcalc, aexx, hfscreen, tag("GGA")),
+        exact_exchange_fraction=aexx, screening_inv_A=hfscreen, soc=soc, converged=converged,
+        total_energy_eV=float(atoms.get_potential_energy()), eigenvalues_eV=eig.tolist(),
+        occupations=np.clip(occ, 0, 1).tolist(), kpoint_weights=weights,
+        fermi_level_eV=float(calc.get_fermi_level()),
+        n_electrons=float(nelect) if nelect else None, charge=None, nspins=nspins,
+        formula=atoms.get_chemical_formula(mode="metal"), source=str(path))
+    if not converged:
+        doc.warn_if_unconverged()
+    return doc
