@@ -1,0 +1,1 @@
+"""Photon statistics of single nanocrystals from time-tagged TCSPC data."""

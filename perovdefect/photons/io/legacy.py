@@ -1,0 +1,239 @@
+"""Legacy PicoQuant files: HydraHarp HT3 (format 1.0 and 2.0), HT2, PicoHarp PT3 and PT2.
+
+Hand-written with numpy from PicoQuant's documented header structs and record layouts, because
+no maintained library reads them on current Python (ptufile reads PTU only; phconvert refuses HT3
+2.0; tttrlib labels PicoHarp T3 markers as photons). Record meaning decides photon vs. marker vs.
+overflow, never the channel number alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from perovdefect.errors import PhotonFileError
+from perovdefect.photons.stream import PhotonStream, check_nonempty
+
+_TXT = [("Ident", "S16"), ("FormatVersion", "S6"), ("CreatorName", "S18"),
+        ("CreatorVersion", "S12"), ("FileTime", "S18"), ("CRLF", "S2"), ("Comment", "S256")]
+_DISP_PARAMS_REPEAT = [("DispCurves", "<i4", (16,)), ("Params", "<f4", (9,)),
+                       ("RepeatMode", "<i4"), ("RepeatsPerCurve", "<i4"), ("RepeatTime", "<i4"),
+                       ("RepeatWaitTime", "<i4"), ("ScriptName", "S20")]
+_HH_BIN = np.dtype(_TXT + [
+    ("NumberOfCurves", "<i4"), ("BitsPerRecord", "<i4"), ("ActiveCurve", "<i4"),
+    ("MeasurementMode", "<i4"), ("SubMode", "<i4"), ("Binning", "<i4"), ("Resolution", "<f8"),
+    ("Offset", "<i4"), ("Tacq", "<i4"), ("StopAt", "<u4"), ("StopOnOvfl", "<i4"),
+    ("Restart", "<i4"), ("DispLinLog", "<i4"), ("DispTimeFrom", "<i4"), ("DispTimeTo", "<i4"),
+    ("DispCountsFrom", "<i4"), ("DispCountsTo", "<i4")] + _DISP_PARAMS_REPEAT + [
+    ("HardwareIdent", "S16"), ("HardwarePartNo", "S8"), ("HardwareSerial", "<i4"),
+    ("nModulesPresent", "<i4"), ("ModuleInfo", "<i4", (20,)), ("BaseResolution", "<f8"),
+    ("InputsEnabled", "<u8"), ("InpChansPresent", "<i4"), ("RefClockSource", "<i4"),
+    ("ExtDevices", "<i4"), ("MarkerSettings", "<i4"), ("SyncDivider", "<i4"),
+    ("SyncCFDLevel", "<i4"), ("SyncCFDZeroCross", "<i4"), ("SyncOffset", "<i4")])
+_HH_CHANNEL = np.dtype([("InputModuleIndex", "<i4"), ("InputCFDLevel", "<i4"),
+                        ("InputCFDZeroCross", "<i4"), ("InputOffset", "<i4")])
+# followed by InputRate (int32) per channel, then the time-tagging header
+_HH_TT = np.dtype([("SyncRate", "<i4"), ("StopAfter", "<i4"), ("StopReason", "<i4"),
+                   ("ImgHdrSize", "<i4"), ("nRecords", "<u8")])
+_PH_BIN = np.dtype(_TXT + [
+    ("NumberOfCurves", "<i4"), ("BitsPerRecord", "<i4"), ("RoutingChannels", "<i4"),
+    ("NumberOfBoards", "<i4"), ("ActiveCurve", "<i4"), ("MeasurementMode", "<i4"),
+    ("SubMode", "<i4"), ("RangeNo", "<i4"), ("Offset", "<i4"), ("Tacq", "<i4"),
+    ("StopAt", "<u4"), ("StopOnOvfl", "<i4"), ("Restart", "<i4"), ("DispLinLog", "<i4"),
+    ("DispTimeFrom", "<i4"), ("DispTimeTo", "<i4"), ("DispCountsFrom", "<i4"),
+    ("DispCountsTo", "<i4")] + _DISP_PARAMS_REPEAT + [
+    ("HardwareIdent", "S16"), ("HardwarePartNo", "S8"), ("HardwareSerial", "<i4"),
+    ("SyncDivider", "<i4"), ("CFDZeroCross0", "<i4"), ("CFDLevel0", "<i4"),
+    ("CFDZeroCross1", "<i4"), ("CFDLevel1", "<i4"), ("Resolution", "<f4"),
+    ("RouterModelCode", "<i4"), ("RouterEnabled", "<i4"), ("Router", "<i4", (24,)),
+    ("ExtDevices", "<i4"), ("Reserved1", "<i4"), ("Reserved2", "<i4"), ("InpRate0", "<i4"),
+    ("InpRate1", "<i4"), ("StopAfter", "<i4"), ("StopReason", "<i4"), ("nRecords", "<i4"),
+    ("ImgHdrSize", "<i4")])
+
+T2_WRAP_HH_V1 = 33552000  # HydraHarp format 1.0 T2 overflow period (PicoQuant demo code)
+T2_WRAP_HH_V2 = 33554432  # 2**25
+T3_WRAP_HH = 1024  # 2**10 syncs
+T3_WRAP_PH = 65536
+T2_WRAP_PH = 210698240
+CHUNK = 10_000_000
+
+
+def _read_struct(buf: bytes, dtype: np.dtype, offset: int, path: Path, what: str):
+    if len(buf) < offset + dtype.itemsize:
+        raise PhotonFileError(f"{path}: truncated {what} header ({len(buf)} bytes)")
+    return np.frombuffer(buf, dtype, count=1, offset=offset)[0], offset + dtype.itemsize
+
+
+def _records(path: Path, offset: int, n: int, allow_truncated: bool,
+             notes: list[str]) -> np.ndarray:
+    size = path.stat().st_size
+    present = max(0, (size - offset) // 4)
+    if n <= 0 or present == 0:
+        raise PhotonFileError(f"{path}: header only, no TTTR records")
+    if present < n:
+        msg = (f"{path}: truncated: header announces {n} records but only {present} complete "
+               "records are present")
+        if not allow_truncated:
+            raise PhotonFileError(msg + " (allow_truncated=True / --allow-truncated decodes "
+                                  "those)")
+        notes.append(msg)
+        n = present
+    return np.memmap(path, dtype="<u4", mode="r", offset=offset, shape=(n,))
+
+
+def read_legacy(path: str | Path, allow_truncated: bool = False) -> PhotonStream:
+    """Read .ht3 / .ht2 / .pt3 / .pt2 into a PhotonStream (overflows resolved, markers apart).
+
+    A file holding fewer records than its header announces is an error unless allow_truncated,
+    in which case the complete records present are decoded and the stream's header["warnings"]
+    says so."""
+    path = Path(path)
+    if not path.is_file():
+        raise PhotonFileError(f"{path}: no such file")
+    head = path.open("rb").read(4096)
+    ident = head[:16].rstrip(b"\0 ")
+    if ident.startswith(b"HydraHarp"):
+        return _read_hydraharp(path, allow_truncated)
+    if ident.startswith(b"PicoHarp"):
+        return _read_picoharp(path, allow_truncated)
+    raise PhotonFileError(f"{path}: unknown legacy TTTR file (ident {ident[:16]!r}); expected "
+                          "HydraHarp (.ht2/.ht3) or PicoHarp (.pt2/.pt3)")
+
+
+def _read_hydraharp(path: Path, allow_truncated: bool) -> PhotonStream:
+    buf = path.open("rb").read(64 * 1024)
+    hdr, off = _read_struct(buf, _HH_BIN, 0, path, "HydraHarp")
+    nch = int(hdr["InpChansPresent"])
+    if not 0 < nch <= 64:
+        raise PhotonFileError(f"{path}: implausible number of input channels {nch}")
+    off += nch * (_HH_CHANNEL.itemsize + 4)  # channel settings, then one InputRate each
+    tt, off = _read_struct(buf, _HH_TT, off, path, "time-tagging")
+    off += 4 * int(tt["ImgHdrSize"])
+    version = hdr["FormatVersion"].rstrip(b"\0 ").decode(errors="replace")
+    mode = int(hdr["MeasurementMode"])
+    notes: list[str] = []
+    rec = _records(path, off, int(tt["nRecords"]), allow_truncated, notes)
+    common = dict(record_type=f"HydraHarp {'T3' if mode == 3 else 'T2'} (HT{mode} {version})",
+                  n_records=int(rec.size), acquisition_time_s=float(hdr["Tacq"]) / 1e3,
+                  source=str(path), header={"format_version": version, "input_channels": nch,
+                                            "warnings": notes})
+    if mode == 3:
+        sync = float(tt["SyncRate"])
+        fields = _decode_hh_t3(rec, version.startswith("1"))
+        return check_nonempty(PhotonStream(
+            macrotime_resolution_s=1.0 / sync, microtime_resolution_s=float(hdr["Resolution"])
+            * 1e-12, mode="T3", sync_rate_hz=sync,
+            n_microtime_bins=int(round(1.0 / sync / (float(hdr["Resolution"]) * 1e-12))),
+            **fields, **common))
+    if mode == 2:
+        fields = _decode_hh_t2(rec, version.startswith("1"))
+        return check_nonempty(PhotonStream(
+            macrotime_resolution_s=float(hdr["BaseResolution"]) * 1e-12 or 1e-12,
+            microtime_resolution_s=None, mode="T2", sync_rate_hz=float(tt["SyncRate"]) or None,
+            **fields, **common))
+    raise PhotonFileError(f"{path}: measurement mode {mode} is not a TTTR mode (2 or 3)")
+
+
+def _overflow_base(ovf_count: np.ndarray, wrap: int, carry: int) -> tuple[np.ndarray, int]:
+    base = np.cumsum(ovf_count.astype(np.int64) * wrap) + carry
+    return base, int(base[-1]) if base.size else carry
+
+
+def _collect(parts: list[tuple]) -> dict:
+    ch, mac, mic, mch, mmac, novf = zip(*parts)
+    out = {"channel": np.concatenate(ch).astype(np.int8), "macrotime": np.concatenate(mac),
+           "marker_channel": np.concatenate(mch).astype(np.int8),
+           "marker_macrotime": np.concatenate(mmac), "n_overflows": int(sum(novf))}
+    out["microtime"] = None if mic[0] is None else np.concatenate(mic).astype(np.int32)
+    return out
+
+
+def _decode_hh_t3(rec: np.ndarray, v1: bool) -> dict:
+    parts, carry = [], 0
+    for s in range(0, rec.size, CHUNK):
+        r = np.asarray(rec[s:s + CHUNK])
+        nsync = (r & 0x3FF).astype(np.int64)
+        dtime = (r >> 10) & 0x7FFF
+        chan = (r >> 25) & 0x3F
+        special = (r >> 31).astype(bool)
+        ovf = special & (chan == 63)
+        count = ovf.astype(np.int64) if v1 else np.where(ovf, np.where(nsync == 0, 1, nsync), 0)
+        base, carry = _overflow_base(count, T3_WRAP_HH, carry)
+        macro = base + nsync
+        photon = ~special
+        marker = special & (chan >= 1) & (chan <= 15)
+        parts.append((chan[photon], macro[photon], dtime[photon], chan[marker], macro[marker],
+                      int(ovf.sum())))
+    return _collect(parts)
+
+
+def _decode_hh_t2(rec: np.ndarray, v1: bool) -> dict:
+    parts, carry = [], 0
+    for s in range(0, rec.size, CHUNK):
+        r = np.asarray(rec[s:s + CHUNK])
+        time = (r & 0x1FFFFFF).astype(np.int64)
+        chan = (r >> 25) & 0x3F
+        special = (r >> 31).astype(bool)
+        ovf = special & (chan == 63)
+        if v1:
+            base, carry = _overflow_base(ovf.astype(np.int64), T2_WRAP_HH_V1, carry)
+        else:
+            base, carry = _overflow_base(np.where(ovf, np.where(time == 0, 1, time), 0),
+                                         T2_WRAP_HH_V2, carry)
+        macro = base + time
+        photon = ~special
+        marker = special & (chan >= 1) & (chan <= 15)
+        parts.append((chan[photon], macro[photon], None, chan[marker], macro[marker],
+                      int(ovf.sum())))
+    return _collect(parts)
+
+
+def _read_picoharp(path: Path, allow_truncated: bool) -> PhotonStream:
+    buf = path.open("rb").read(64 * 1024)
+    hdr, off = _read_struct(buf, _PH_BIN, 0, path, "PicoHarp")
+    off += 4 * int(hdr["ImgHdrSize"])
+    notes: list[str] = []
+    rec = _records(path, off, int(hdr["nRecords"]), allow_truncated, notes)
+    mode = int(hdr["MeasurementMode"])
+    common = dict(record_type=f"PicoHarp T{mode} (PT{mode})", n_records=int(rec.size),
+                  acquisition_time_s=float(hdr["Tacq"]) / 1e3, source=str(path),
+                  header={"warnings": notes})
+    parts, carry = [], 0
+    for s in range(0, rec.size, CHUNK):
+        r = np.asarray(rec[s:s + CHUNK])
+        chan = (r >> 28) & 0xF
+        if mode == 3:
+            nsync = (r & 0xFFFF).astype(np.int64)
+            dtime = (r >> 16) & 0xFFF
+            special = chan == 15
+            ovf = special & (dtime == 0)
+            base, carry = _overflow_base(ovf.astype(np.int64), T3_WRAP_PH, carry)
+            macro = base + nsync
+            photon = (chan >= 1) & (chan <= 4)
+            marker = special & (dtime != 0)  # markers ride on channel 15: never photons
+            parts.append((chan[photon] - 1, macro[photon], dtime[photon], dtime[marker] & 0xF,
+                          macro[marker], int(ovf.sum())))
+        else:
+            time = (r & 0x0FFFFFFF).astype(np.int64)
+            special = chan == 15
+            ovf = special & ((time & 0xF) == 0)
+            base, carry = _overflow_base(ovf.astype(np.int64), T2_WRAP_PH, carry)
+            macro = base + time
+            photon = chan <= 4
+            marker = special & ((time & 0xF) != 0)
+            parts.append((chan[photon], macro[photon], None, time[marker] & 0xF, macro[marker],
+                          int(ovf.sum())))
+    fields = _collect(parts)
+    if mode == 3:
+        sync = float(hdr["InpRate0"])
+        res = float(hdr["Resolution"]) * 1e-9
+        return check_nonempty(PhotonStream(macrotime_resolution_s=1.0 / sync,
+                                           microtime_resolution_s=res, mode="T3",
+                                           sync_rate_hz=sync, n_microtime_bins=4096,
+                                           **fields, **common))
+    if mode == 2:
+        return check_nonempty(PhotonStream(macrotime_resolution_s=4e-12,
+                                           microtime_resolution_s=None, mode="T2",
+                                           **fields, **common))
+    raise PhotonFileError(f"{path}: measurement mode {mode} is not a TTTR mode (2 or 3)")
