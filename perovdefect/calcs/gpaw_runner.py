@@ -95,15 +95,15 @@ def _localization(calc, atoms, eps: np.ndarray, occ: np.ndarray, window: int) ->
             w = atom_weights(np.abs(psi) ** 2, labels, len(atoms))
             out.append({"spin": s, "k": 0, "band": n, "energy_eV": float(eps[s, 0, n]),
                         "occupation": float(occ[s, 0, n]), "ipr": round(ipr(w), 4),
-                        "character": character(w, symbols)})
+                        "character": character(w, symbols),
+                        # density farther than the cutoff from every atom (diffuse states)
+                        "outside_weight": round(float(1.0 - w.sum()), 4)})
     return out
 
 
 def run(run_dir: Path) -> None:
     import ase.io
     from gpaw.mpi import world
-
-    from perovdefect.parsers.document import ElectronicStructure
 
     job = json.loads((run_dir / "job.json").read_text())
     p = job["protocol"]
@@ -140,8 +140,14 @@ def run(run_dir: Path) -> None:
     localization = _localization(calc, atoms, eps, occ, window=int(p.get("extra", {}).get(
         "localization_window", 4)))
     vacuum = _vacuum_level(calc, atoms)
+    n_electrons = float(calc.get_number_of_electrons())
+    common = dict(calc=calc, atoms=atoms, p=p, energy=energy, converged=converged,
+                  vacuum=vacuum, n_electrons=n_electrons, run_dir=run_dir, t0=t0)
     functional, aexx, omega = "PBE", 0.0, 0.0
     if hybrid:
+        # the PBE eigenvalues of the same ground state come for free: keep them
+        _write_doc("result_pbe.json", eps, occ, weights, "PBE", 0.0, 0.0, False,
+                   localization, **common)
         from gpaw.hybrids.eigenvalues import non_self_consistent_eigenvalues
         xcname = p["functional"]
         _log(f"non-self-consistent {xcname} eigenvalues")
@@ -152,7 +158,9 @@ def run(run_dir: Path) -> None:
         for item in localization:
             item["energy_eV"] = float(eps[item["spin"], item["k"], item["band"]])
         _log(f"{xcname} done ({time.time() - t0:.1f} s)")
-    n_electrons = float(calc.get_number_of_electrons())
+        if p["soc"]:
+            _write_doc(f"result_{xcname.lower()}.json", eps, occ, weights, functional, aexx,
+                       omega, False, localization, **common)
     if p["soc"]:
         from gpaw.spinorbit import soc_eigenstates
         _log("spin-orbit coupling (second variation)")
@@ -166,25 +174,36 @@ def run(run_dir: Path) -> None:
             occ_soc[k, order[k, :n_fill]] = 1.0
         eps, occ = e_soc[None], occ_soc[None]
         weights = np.full(e_soc.shape[0], 1.0 / e_soc.shape[0])
-        nspins = 1
         localization = []  # spinor localisation is not computed; see the collinear step
         _log(f"SOC done ({time.time() - t0:.1f} s)")
-    if world.rank == 0:
-        doc = ElectronicStructure(
-            code="gpaw", functional=functional, exact_exchange_fraction=aexx,
-            screening_inv_A=round(omega, 4), soc=bool(p["soc"]), converged=converged,
-            total_energy_eV=energy, eigenvalues_eV=eps.tolist(), occupations=occ.tolist(),
-            kpoint_weights=np.asarray(weights).tolist(),
-            fermi_level_eV=_fermi_level(calc),
-            n_electrons=n_electrons, charge=float(p["charge"]), nspins=int(eps.shape[0]),
-            vacuum_level_eV=vacuum, is_cluster=not any(atoms.pbc),
-            formula=atoms.get_chemical_formula(mode="metal"), source=str(run_dir),
-            band_localization=localization,
-            settings={"protocol": p, "mode": p["mode"], "gpaw_processes": world.size,
-                      "hybrid": "non-self-consistent (gpaw.old.calculator ground state)"
-                      if hybrid else None, "wall_time_s": round(time.time() - t0, 1)})
-        doc.to_json(run_dir / "result.json")
+    doc = _write_doc("result.json", eps, occ, weights, functional, aexx, omega, bool(p["soc"]),
+                     localization, **common)
+    if doc is not None:
         _log(f"gap {doc.gap_eV:.3f} eV, result.json written ({time.time() - t0:.1f} s)")
+
+
+def _write_doc(name, eps, occ, weights, functional, aexx, omega, soc, localization, *, calc,
+               atoms, p, energy, converged, vacuum, n_electrons, run_dir, t0):
+    """Write one ElectronicStructure from rank 0 (atomically); returns it there, else None."""
+    from gpaw.mpi import world
+
+    from perovdefect.parsers.document import ElectronicStructure
+    if world.rank != 0:
+        return None
+    doc = ElectronicStructure(
+        code="gpaw", functional=functional, exact_exchange_fraction=aexx,
+        screening_inv_A=round(omega, 4), soc=soc, converged=converged,
+        total_energy_eV=energy, eigenvalues_eV=np.asarray(eps).tolist(),
+        occupations=np.asarray(occ).tolist(), kpoint_weights=np.asarray(weights).tolist(),
+        fermi_level_eV=_fermi_level(calc), n_electrons=n_electrons, charge=float(p["charge"]),
+        nspins=int(np.asarray(eps).shape[0]), vacuum_level_eV=vacuum,
+        is_cluster=not any(atoms.pbc), formula=atoms.get_chemical_formula(mode="metal"),
+        source=str(run_dir / name), band_localization=localization,
+        settings={"protocol": p, "mode": p["mode"], "gpaw_processes": world.size,
+                  "hybrid": "non-self-consistent (gpaw.old.calculator ground state)"
+                  if functional != "PBE" else None, "wall_time_s": round(time.time() - t0, 1)})
+    doc.to_json(run_dir / name)
+    return doc
 
 
 if __name__ == "__main__":

@@ -95,6 +95,8 @@ def find_in_gap_states(host: ElectronicStructure, defect: ElectronicStructure,
         if (s, k, n) in loc:
             item["ipr"] = loc[(s, k, n)]["ipr"]
             item["character"] = loc[(s, k, n)]["character"]
+            if "outside_weight" in loc[(s, k, n)]:
+                item["outside_weight"] = loc[(s, k, n)]["outside_weight"]
         transition = item["state_to_vbm_eV"] if item["occupation"] > OCC_THRESHOLD \
             else item["cbm_to_state_eV"]
         item["transition_eV"] = transition

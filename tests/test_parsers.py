@@ -1,0 +1,88 @@
+"""Issue 3: parsing real VASP outputs (../shared/data/vasp) and bad outputs."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import warnings
+
+import pytest
+
+from perovdefect.errors import ParseError
+from perovdefect.parsers import ElectronicStructure, parse
+from tests.conftest import run_cli
+
+CASES = {  # folder: (gap eV, functional, soc, converged, nspins)
+    "doped_Cs2AgBiBr6_bulk_supercell": (2.311, "HSE06", False, True, 1),
+    "doped_Br2_competing_phase": (2.945, "HSE06", False, True, 1),
+    "pmgad_v_N_GaN_q+1": (2.262, "PBEsol", False, True, 2),
+    "doped_O2_vasp_ncl": (2.224, "PBE", True, False, 1),
+}
+
+
+@pytest.mark.parametrize("folder", list(CASES))
+def test_real_vasp_outputs(shared_data, folder):
+    gap, functional, soc, converged, nspins = CASES[folder]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        doc = parse(shared_data / "vasp" / folder)  # a run directory
+    assert doc.gap_eV == pytest.approx(gap, abs=0.01)
+    assert doc.functional == functional and doc.soc is soc
+    assert doc.converged is converged and doc.nspins == nspins
+    assert doc.cbm_eV - doc.vbm_eV == pytest.approx(doc.gap_eV)
+    if functional == "HSE06":
+        assert doc.exact_exchange_fraction == 0.25 and 0.19 < doc.screening_inv_A < 0.21
+    if not converged:
+        assert any("did not converge" in str(w.message) for w in caught)
+        assert doc.warnings
+    back = ElectronicStructure.from_dict(json.loads(doc.to_json()))
+    assert back.gap_eV == doc.gap_eV and back.eigenvalues_eV == doc.eigenvalues_eV
+
+
+def test_gan_charge_state_electrons(shared_data):
+    doc = parse(shared_data / "vasp" / "pmgad_v_N_GaN_q+1" / "vasprun.xml.gz")
+    assert doc.n_electrons == 282
+    assert doc.charge is None  # ZVALs need the licensed POTCARs: unknown, never guessed
+
+
+def test_truncated_and_malformed_vasprun(shared_data, tmp_path):
+    raw = gzip.open(shared_data / "vasp" / "doped_Br2_competing_phase" / "vasprun.xml.gz").read()
+    cut = tmp_path / "vasprun.xml"
+    cut.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ParseError, match="vasprun.xml"):
+        parse(cut)
+    bad = tmp_path / "x" / "vasprun.xml"
+    bad.parent.mkdir()
+    bad.write_text("<?xml version='1.0'?>\n<modeling><generator>garbage")
+    with pytest.raises(ParseError, match="malformed or truncated"):
+        parse(bad)
+    with pytest.raises(ParseError, match="no such"):
+        parse(tmp_path / "missing" / "vasprun.xml")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ParseError, match="no calculation output"):
+        parse(tmp_path / "empty")
+
+
+def test_qe_output_that_stopped_early(tmp_path):
+    out = tmp_path / "pw.out"
+    out.write_text("\n     Program PWSCF v.6.7MaX starts on 25Nov2026\n"
+                   "     number of electrons       =        92.00\n"
+                   "     iteration #  1     ecut=    25.00 Ry     beta= 0.30\n")
+    with pytest.raises(ParseError, match="stopped early"):
+        parse(out)
+
+
+def test_cli_parse_json(shared_data):
+    r = run_cli("parse", str(shared_data / "vasp" / "doped_Br2_competing_phase" /
+                             "vasprun.xml.gz"), "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    for key in ("gap_eV", "vbm_eV", "cbm_eV", "functional", "exact_exchange_fraction", "soc",
+                "converged"):
+        assert key in d
+    assert d["functional"] == "HSE06" and abs(d["gap_eV"] - 2.945) < 0.01
+    r = run_cli("parse", str(shared_data / "vasp" / "doped_O2_vasp_ncl"), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["converged"] is False
+    assert "did not converge" in r.stderr
+    r = run_cli("parse", "/nonexistent/vasprun.xml")
+    assert r.returncode == 2 and "no such" in r.stderr and "Traceback" not in r.stderr
