@@ -7,7 +7,8 @@ antibunching; multiexcitons neglected):
 - Photoactivation: `n_dark` extra emitters switch on at a rate k_act * <N>**activation_order
   (photobrightening: bursts of new emitters with unchanged lifetime) and off at k_deact.
 - Brightness scales with excitation as 1 - exp(-<N>) (Poisson absorption, saturation).
-- Background (counts/s per detector), Gaussian IRF jitter (ns), a 50/50 beam splitter onto two
+- Background (counts/s per detector, flat in time), prompt laser scatter (counts/s per detector,
+  arriving with the IRF, removed by time gating), Gaussian IRF jitter (ns), a 50/50 beam splitter onto two
   detectors, detector dead time (ns).
 """
 
@@ -54,6 +55,7 @@ class SimulationParams:
     activation_order: float = 2.0
     k_deact_hz: float = 5.0
     background_cps: float = 750.0
+    scatter_cps: float = 0.0
     irf_sigma_ns: float = 0.1
     irf_offset_ns: float = 2.0
     microtime_resolution_s: float = 16e-12
@@ -147,6 +149,12 @@ def simulate(params: SimulationParams) -> PhotonStream:
     n_bg = rng.poisson(2 * p.background_cps * p.duration_s)
     t_ns = np.concatenate([t_ns, rng.uniform(0, p.duration_s * 1e9, n_bg)])
     det = np.concatenate([det, rng.integers(0, 2, n_bg).astype(np.int8)])
+    n_sc = rng.poisson(2 * p.scatter_cps * p.duration_s)
+    if n_sc:
+        pulses = rng.integers(0, int(p.duration_s * p.rep_rate_hz), n_sc)
+        t_sc = pulses * (1e9 / p.rep_rate_hz) + rng.normal(p.irf_offset_ns, p.irf_sigma_ns, n_sc)
+        t_ns = np.concatenate([t_ns, t_sc])
+        det = np.concatenate([det, rng.integers(0, 2, n_sc).astype(np.int8)])
     t_ns = np.clip(t_ns, 0, p.duration_s * 1e9 - 1)
     order = np.argsort(t_ns, kind="stable")
     t_ns, det = t_ns[order], det[order]

@@ -1,0 +1,177 @@
+"""Issue 5: simulated data recovers what was put in (ground truth)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from perovdefect.errors import AnalysisError
+from perovdefect.photons.analysis.decay import decay_histogram, fit_decay
+from perovdefect.photons.analysis.excitation import (cross_section_from_absorption,
+                                                     cross_section_from_extinction,
+                                                     excitation_level, photon_fluence_per_pulse,
+                                                     power_for_excitation)
+from perovdefect.photons.analysis.g2 import g2_analysis
+from perovdefect.photons.analysis.levels import change_points, mixture_levels, threshold_levels
+from perovdefect.photons.analysis.pipeline import analyze_stream, power_series
+from perovdefect.photons.analysis.trace import intensity_trace
+from perovdefect.photons.simulate import (STEADY_STATES, EmitterState, SimulationParams,
+                                          simulate)
+from perovdefect.photons.stats import PhotonStats
+from tests.conftest import run_cli
+
+
+@pytest.mark.parametrize("M", [1, 2, 3])
+def test_g2_zero_gives_emitter_number(M):
+    s = simulate(SimulationParams(duration_s=20, n_emitters=M, states=STEADY_STATES,
+                                  background_cps=0, seed=100 + M))
+    r = g2_analysis(s)
+    expected = 1 - 1 / M
+    assert abs(r.g2_0 - expected) < 2 * r.g2_0_err + 1e-9, (r.g2_0, r.g2_0_err)
+    assert r.n_emitters == pytest.approx(M, abs=max(2 * r.n_emitters_err, 0.02))
+
+
+def test_g2_background_correction_for_a_blinking_emitter():
+    s = simulate(SimulationParams(duration_s=20, n_emitters=1, seed=5, background_cps=1500))
+    raw = g2_analysis(s)
+    corrected = g2_analysis(s, background_cps=1500)
+    assert raw.g2_0 > 0.1  # background coincidences fill the zero-delay peak
+    assert abs(corrected.g2_0) < 2 * corrected.g2_0_err + 0.01
+
+
+def test_time_gating_removes_prompt_scatter():
+    s = simulate(SimulationParams(duration_s=10, n_emitters=1, states=STEADY_STATES, seed=9,
+                                  background_cps=0, scatter_cps=8000))
+    ungated = g2_analysis(s)
+    gated = g2_analysis(s, gate_ns=2.6)  # IRF at 2.0 ns, sigma 0.1 ns
+    assert ungated.g2_0 > 0.2  # scatter counts fill the zero-delay peak
+    assert gated.gate_ns == 2.6 and abs(gated.g2_0) < 2 * gated.g2_0_err + 0.01
+
+
+def test_lifetimes_recovered_within_3_percent():
+    s = simulate(SimulationParams(duration_s=10, n_emitters=1, seed=3,
+                                  states=(EmitterState("ON", 0.0105, 9.0, 1e9),),
+                                  background_cps=200))
+    t, h, period = decay_histogram(s)
+    fit = fit_decay(t, h, period, 1)
+    assert fit.tau_ns[0] == pytest.approx(9.0, rel=0.03)
+    assert fit.irf_center_ns == pytest.approx(2.0, abs=0.05)
+
+
+def test_biexponential_recovers_both_components():
+    states = (EmitterState("A", 0.006, 2.5, 1e9),)
+    a = simulate(SimulationParams(duration_s=10, states=states, seed=4, background_cps=50))
+    b = simulate(SimulationParams(duration_s=10, states=(EmitterState("B", 0.006, 10.0, 1e9),),
+                                  seed=5, background_cps=50))
+    from dataclasses import replace
+    both = replace(a, channel=np.concatenate([a.channel, b.channel]),
+                   macrotime=np.concatenate([a.macrotime, b.macrotime]),
+                   microtime=np.concatenate([a.microtime, b.microtime]))
+    t, h, period = decay_histogram(both)
+    fit = fit_decay(t, h, period, 2)
+    assert fit.tau_ns[0] == pytest.approx(2.5, rel=0.05)
+    assert fit.tau_ns[1] == pytest.approx(10.0, rel=0.05)
+    mono = fit_decay(t, h, period, 1)
+    assert fit.reduced_deviance < mono.reduced_deviance
+
+
+def test_on_and_gray_levels_and_their_lifetimes():
+    """The seed's 0D emitter: ON (9 ns, ~350 counts/10 ms) and GRAY (1 ns) separated."""
+    s = simulate(SimulationParams(duration_s=30, n_emitters=1, seed=21))
+    stats = analyze_stream(s, background_cps=750, detect_change_points=False)
+    top = stats.levels[-1]
+    assert 300 <= top["mean_counts"] <= 400
+    assert top["decay"]["tau_ns"][0] == pytest.approx(9.0, rel=0.03)
+    gray = [lv for lv in stats.levels if 60 < lv["mean_counts"] < 150]
+    assert gray, [lv["mean_counts"] for lv in stats.levels]
+    assert gray[0]["decay"]["tau_ns"][0] == pytest.approx(1.0, rel=0.1)
+    assert stats.g2["g2_0"] < 0.1  # a single emitter antibunches
+
+
+def test_levels_methods():
+    rng = np.random.default_rng(0)
+    counts = np.concatenate([rng.poisson(15, 500), rng.poisson(350, 1500)])
+    lv = mixture_levels(counts)
+    assert [x.mean_counts for x in lv] == [pytest.approx(15, abs=1), pytest.approx(350, abs=1.5)]
+    assert lv[1].fraction == pytest.approx(0.75, abs=0.01)
+    th = threshold_levels(counts, [100])
+    assert [x.mean_counts for x in th] == [pytest.approx(15, abs=1), pytest.approx(350, abs=1.5)]
+
+
+def test_change_points_find_a_rate_step():
+    rng = np.random.default_rng(1)
+    t1 = np.cumsum(rng.exponential(1 / 2000, 4000))  # 2 s at 2000 cps
+    t2 = t1[-1] + np.cumsum(rng.exponential(1 / 500, 1000))  # then 500 cps
+    cps = change_points(np.concatenate([t1, t2]))
+    assert len(cps) >= 1 and min(abs(c - 4000) for c in cps) < 60
+
+
+def test_excitation_level_units():
+    j = photon_fluence_per_pulse(1e-6, 5e6, 445.0, 0.5)  # 1 uW, 5 MHz, 445 nm, 0.5 um spot
+    photons = 1e-6 / 5e6 / (6.62607015e-34 * 299792458 / 445e-9)  # E = hc/lambda (SI values)
+    assert j == pytest.approx(photons / (np.pi * (0.25e-4) ** 2), rel=1e-9)
+    sigma = cross_section_from_extinction(1e6)
+    assert sigma == pytest.approx(3.82e-15, rel=1e-3)
+    assert cross_section_from_absorption(1e5, 1000) == pytest.approx(1e-13)
+    N = excitation_level(1e-6, 5e6, 445.0, 0.5, sigma)
+    assert power_for_excitation(N, 5e6, 445.0, 0.5, sigma) == pytest.approx(1e-6)
+    with pytest.raises(AnalysisError):
+        photon_fluence_per_pulse(-1, 5e6, 445, 0.5)
+
+
+def test_photobrightening_power_series_is_superlinear():
+    series = []
+    for i, N in enumerate([0.5, 0.8, 1.2, 1.8, 2.5]):
+        s = simulate(SimulationParams(duration_s=8, excitation_N=N, n_dark=4, k_act_hz=1.0,
+                                      k_deact_hz=3.0, seed=40 + i))
+        series.append(analyze_stream(s, background_cps=750, excitation_N=N, biexponential=False,
+                                     detect_change_points=False))
+    ps = power_series(series)
+    fit = ps["mean_intensity_fit"]
+    assert fit["exponent"] > 1.2 and fit["regime"].startswith("superlinear")
+    # control: the same emitter without photoactivation saturates (sublinear)
+    control = []
+    for i, N in enumerate([0.5, 0.8, 1.2, 1.8, 2.5]):
+        s = simulate(SimulationParams(duration_s=4, excitation_N=N, seed=60 + i))
+        control.append(analyze_stream(s, background_cps=750, excitation_N=N,
+                                      biexponential=False, detect_change_points=False))
+    assert power_series(control)["mean_intensity_fit"]["exponent"] < 1.0
+    # new emitters, not multiexcitons: the brightest level keeps the ON lifetime
+    taus = [t for t in ps["brightest_level_tau_ns"] if t]
+    assert all(abs(t - 9.0) < 1.0 for t in taus)
+
+
+def test_photonstats_json_round_trip_and_version(tmp_path):
+    s = simulate(SimulationParams(duration_s=3, n_emitters=2, seed=8))
+    stats = analyze_stream(s)
+    stats.to_json(tmp_path / "a.json")
+    back = PhotonStats.from_json(tmp_path / "a.json")
+    assert back.g2["g2_0"] == pytest.approx(stats.g2["g2_0"])
+    d = json.loads((tmp_path / "a.json").read_text())
+    d["schema_version"] = 99
+    (tmp_path / "b.json").write_text(json.dumps(d))
+    from perovdefect.errors import ReportError
+    with pytest.raises(ReportError, match="schema version"):
+        PhotonStats.from_json(tmp_path / "b.json")
+
+
+def test_trace_bin_widths():
+    s = simulate(SimulationParams(duration_s=2, seed=1))
+    _, a = intensity_trace(s, 0.01)
+    _, b = intensity_trace(s, 0.001)
+    assert a.size == 200 and b.size == 2000 and a.sum() == b.sum() == len(s)
+
+
+def test_cli_simulate_and_analyze(tmp_path):
+    out = tmp_path / "sim.ptu"
+    r = run_cli("photons", "simulate", "-o", str(out), "--emitters", "2", "--steady",
+                "--duration", "10", "--background-cps", "0", "--seed", "3")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("photons", "analyze", str(out), "-o", str(tmp_path / "res"), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)["files"][0]
+    assert abs(summary["g2_0"] - 0.5) < 2 * summary["g2_0_err"] + 0.01
+    for name in ("sim_trace.png", "sim_decays.png", "sim_g2.png", "sim.photonstats.json"):
+        assert (tmp_path / "res" / name).stat().st_size > 1000

@@ -1,0 +1,165 @@
+"""Issue 5: every real file in ../shared/data/tcspc against REFERENCE.json, and bad input."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from perovdefect.errors import AnalysisError, PhotonFileError
+from perovdefect.photons.analysis.g2 import correlate
+from perovdefect.photons.analysis.trace import intensity_trace
+from perovdefect.photons.io import read_photons
+from perovdefect.photons.io.ptu_write import write_ptu
+from perovdefect.photons.simulate import SimulationParams, simulate
+from tests.conftest import run_cli
+
+FILES = ["hh400_v10.ht3", "hh400_v20.ht3", "hh400_v30_t2.ptu", "mt200_hh400_beads_t3.ptu",
+         "photon_hdf5_min_v05.h5"]
+
+
+@pytest.fixture(scope="module")
+def reference(shared_data):
+    return json.loads((shared_data / "tcspc" / "REFERENCE.json").read_text())
+
+
+def _expected(entry: dict) -> dict:
+    for key in ("ptufile", "tttrlib"):
+        if "number_photons" in entry.get(key, {}):
+            return entry[key]
+    return entry
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_reference_counts_and_trace(shared_data, reference, name):
+    path = shared_data / "tcspc" / name
+    stream = read_photons(path, timestamps_unit_s=5e-9 if name.endswith(".h5") else None,
+                          allow_truncated=name == "hh400_v10.ht3")
+    ref = _expected(reference["files"][name])
+    assert len(stream) == ref["number_photons"]
+    assert stream.photons_per_channel() == {int(k): v for k, v in
+                                            ref["photons_per_channel"].items()}
+    if "number_markers" in ref:
+        assert stream.marker_channel.size == ref["number_markers"]
+    if "number_records" in ref:
+        assert stream.n_records == ref["number_records"]
+    if "number_overflow_or_other" in ref:
+        assert stream.n_overflows == ref["number_overflow_or_other"]
+    macro = ref.get("macrotime_resolution_s", ref.get("timestamps_unit_s"))
+    assert stream.macrotime_resolution_s == pytest.approx(macro, rel=1e-9)
+    if ref.get("microtime_resolution_s") and stream.mode == "T3":
+        assert stream.microtime_resolution_s == pytest.approx(ref["microtime_resolution_s"],
+                                                              rel=1e-9)
+    _, trace = intensity_trace(stream, reference["bin_width_s"])
+    assert trace[:10].tolist() == ref["trace_10ms_all"]
+    if "trace_10ms_per_channel" in ref:
+        for ch, expected in ref["trace_10ms_per_channel"].items():
+            _, tr = intensity_trace(stream, 0.01, channels=[int(ch)])
+            assert tr[:10].tolist() == expected
+    if "first_photon_time_s" in ref:
+        assert stream.times_s()[0] == pytest.approx(ref["first_photon_time_s"], abs=2e-11) or \
+            stream.macrotime[0] * stream.macrotime_resolution_s == pytest.approx(
+                ref["first_photon_time_s"], rel=1e-9)
+
+
+def test_markers_are_not_photons(shared_data):
+    s = read_photons(shared_data / "tcspc" / "mt200_hh400_beads_t3.ptu")
+    # line start/stop markers: bitmask values 4 and 8 (tttrlib's "channels" 4/8), 50 each
+    values, counts = np.unique(s.marker_channel, return_counts=True)
+    assert values.tolist() == [4, 8] and counts.tolist() == [50, 50]
+    assert set(s.channel.tolist()) == {0, 1}
+
+
+def test_v10_file_is_truncated_and_says_so(shared_data):
+    path = shared_data / "tcspc" / "hh400_v10.ht3"
+    with pytest.raises(PhotonFileError, match="truncated"):
+        read_photons(path)
+    s = read_photons(path, allow_truncated=True)
+    assert "truncated" in s.header["warnings"][0]
+
+
+def test_header_only_file(shared_data):
+    path = shared_data / "tcspc" / "hh400_v20_header_only.ht2"
+    with pytest.raises(PhotonFileError, match="hh400_v20_header_only.ht2"):
+        read_photons(path)
+    with pytest.raises(PhotonFileError, match="no photon records"):
+        read_photons(path, allow_truncated=True)
+
+
+def test_photon_hdf5_without_unit_needs_one(shared_data):
+    with pytest.raises(PhotonFileError, match="timestamps_unit"):
+        read_photons(shared_data / "tcspc" / "photon_hdf5_min_v05.h5")
+
+
+def test_truncated_and_wrong_magic_ptu(shared_data, tmp_path):
+    raw = (shared_data / "tcspc" / "mt200_hh400_beads_t3.ptu").read_bytes()
+    cut = tmp_path / "cut.ptu"
+    cut.write_bytes(raw[: len(raw) - 1000])
+    with pytest.raises(PhotonFileError, match="cut.ptu"):
+        read_photons(cut)
+    wrong = tmp_path / "wrong.ptu"
+    wrong.write_bytes(b"NOTAPTU!" + raw[8:])
+    with pytest.raises(PhotonFileError, match="unknown TCSPC file format"):
+        read_photons(wrong)
+    tiny = tmp_path / "tiny.ptu"
+    tiny.write_bytes(b"PQ")
+    with pytest.raises(PhotonFileError, match="too short"):
+        read_photons(tiny)
+
+
+def test_t2_has_no_microtimes_and_single_detector_has_no_g2(shared_data):
+    s = read_photons(shared_data / "tcspc" / "hh400_v30_t2.ptu")
+    with pytest.raises(AnalysisError, match="no microtimes"):
+        s.microtimes_ns()
+    with pytest.raises(AnalysisError, match="two detectors"):
+        correlate(s)
+
+
+def test_simulated_ptu_round_trip_through_ptufile(tmp_path):
+    import ptufile
+    stream = simulate(SimulationParams(duration_s=2.0, n_emitters=2, seed=11))
+    path = write_ptu(tmp_path / "sim.ptu", stream)
+    with ptufile.PtuFile(path) as ptu:  # ptufile itself reads what we wrote
+        assert ptu.number_photons == len(stream)
+        assert ptu.syncrate == 5_000_000
+    back = read_photons(path)
+    assert np.array_equal(back.macrotime, stream.macrotime)
+    assert np.array_equal(back.microtime, stream.microtime)
+    assert np.array_equal(back.channel, stream.channel)
+
+
+def test_legacy_picoharp_t3_markers(tmp_path):
+    """A synthetic PT3 (PicoQuant's documented PicoHarp layout) with a marker on channel 15:
+    the marker must not become a photon (tttrlib's mislabel)."""
+    from perovdefect.photons.io.legacy import _PH_BIN
+    hdr = np.zeros(1, _PH_BIN)
+    hdr["Ident"], hdr["FormatVersion"] = b"PicoHarp 300", b"2.0"
+    hdr["MeasurementMode"], hdr["Tacq"], hdr["InpRate0"] = 3, 1000, 10_000_000
+    hdr["Resolution"], hdr["nRecords"] = 0.004, 4
+    recs = [(1 << 28) | (100 << 16) | 5,          # photon, channel 1 -> detector 0
+            (15 << 28) | (0 << 16) | 0,           # overflow (+65536 syncs)
+            (15 << 28) | (2 << 16) | 7,           # marker 2
+            (2 << 28) | (300 << 16) | 9]          # photon, channel 2 -> detector 1
+    f = tmp_path / "x.pt3"
+    f.write_bytes(hdr.tobytes() + struct.pack("<4I", *recs))
+    s = read_photons(f)
+    assert s.channel.tolist() == [0, 1] and s.marker_channel.tolist() == [2]
+    assert s.macrotime.tolist() == [5, 65536 + 9] and s.microtime.tolist() == [100, 300]
+    assert s.n_overflows == 1
+
+
+def test_cli_info(shared_data):
+    r = run_cli("photons", "info", str(shared_data / "tcspc" / "mt200_hh400_beads_t3.ptu"),
+                "--json")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["number_photons"] == 73787 and d["number_markers"] == 100
+    assert d["photons_per_channel"] == {"0": 52833, "1": 20954}
+    assert d["sync_rate_hz"] == 39999960 and d["macrotime_resolution_s"] == pytest.approx(2.5e-8)
+    for key in ("record_type", "number_records", "number_overflows", "microtime_resolution_s",
+                "acquisition_time_s"):
+        assert key in d
+    r = run_cli("photons", "info", str(shared_data / "tcspc" / "hh400_v20_header_only.ht2"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
