@@ -1,0 +1,1 @@
+"""FireWorks workflows and campaigns (embedded LaunchPad by default, MongoDB at scale)."""
