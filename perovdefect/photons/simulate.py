@@ -4,8 +4,9 @@ Model (pulsed excitation, one photon at most per emitter per pulse, i.e. single-
 antibunching; multiexcitons neglected):
 - M independent emitters, each switching between ON / GRAY / OFF with Markov (exponential) or
   power-law dwell times; each state has its own lifetime (ns) and detection probability per pulse.
-- Photoactivation: `n_dark` extra emitters switch on at a rate k_act * <N>**activation_order
-  (photobrightening: bursts of new emitters with unchanged lifetime) and off at k_deact.
+- Photoactivation: `n_dark` extra emitters switch on at a rate
+  k_act * max(0, <N> - activation_threshold_N)**activation_order (photobrightening: bursts of new
+  emitters with unchanged lifetime) and off at k_deact.
 - Brightness scales with excitation as 1 - exp(-<N>) (Poisson absorption, saturation).
 - Background (counts/s per detector, flat in time), prompt laser scatter (counts/s per detector,
   arriving with the IRF, removed by time gating), Gaussian IRF jitter (ns), a 50/50 beam splitter onto two
@@ -53,6 +54,7 @@ class SimulationParams:
     n_dark: int = 0
     k_act_hz: float = 0.0
     activation_order: float = 2.0
+    activation_threshold_N: float = 0.0
     k_deact_hz: float = 5.0
     background_cps: float = 750.0
     scatter_cps: float = 0.0
@@ -126,7 +128,7 @@ def simulate(params: SimulationParams) -> PhotonStream:
     for _ in range(p.n_emitters):
         starts, idx = state_trajectory(rng, p.states, p.duration_s)
         _emit(rng, starts, idx, p.states, p.duration_s, p.rep_rate_hz, scale, times, taus)
-    k_on = p.k_act_hz * p.excitation_N ** p.activation_order
+    k_on = p.k_act_hz * max(0.0, p.excitation_N - p.activation_threshold_N) ** p.activation_order
     on_state = (p.states[0],)
     for _ in range(p.n_dark):
         if k_on <= 0:

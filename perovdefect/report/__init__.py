@@ -1,0 +1,7 @@
+"""The joint theory-experiment report (HTML + PNG + JSON + PDF)."""
+
+from perovdefect.report.build import (ReportInputs, analyses_from_documents, build_report,
+                                      load_campaign_results, load_photon_stats)
+
+__all__ = ["ReportInputs", "analyses_from_documents", "build_report", "load_campaign_results",
+           "load_photon_stats"]

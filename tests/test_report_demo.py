@@ -1,0 +1,115 @@
+"""Issue 6: the main job (`perovdefect demo`) end to end, the report in headless Chromium, and
+bad inputs to `perovdefect report`."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from perovdefect.calcs.gpaw_backend import gpaw_available
+from perovdefect.photons.analysis.pipeline import analyze_stream
+from perovdefect.photons.simulate import SimulationParams, simulate
+from perovdefect.report import ReportInputs, build_report
+from tests.conftest import run_cli
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SECTIONS = ("summary", "levels", "pl", "photons", "power-series", "provenance")
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    if not gpaw_available():
+        pytest.skip("GPAW not installed")
+    out = tmp_path_factory.mktemp("demo") / "out"
+    r = run_cli("demo", "-o", str(out), "--quick")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"output folder: {out}" in r.stdout.replace("\n", "")
+    return out
+
+
+@pytest.mark.slow
+def test_demo_report_holds_in_gap_state_and_g2(demo_dir):
+    summary = json.loads((demo_dir / "summary.json").read_text())
+    assert (demo_dir / "report.html").stat().st_size > 100_000
+    assert (demo_dir / "report.pdf").stat().st_size > 10_000
+    occupied = [s for s in summary["in_gap_states"] if s["occupation"] > 0.5]
+    assert occupied, "no occupied in-gap state in the demo report"
+    gap = summary["host_gaps"][0]["gap_eV"]
+    state = occupied[0]
+    assert 0 < state["energy_above_vbm_eV"] < gap and 0 < state["ipr"] <= 1
+    assert abs(state["deviation_from_pl_eV"]) < 0.5  # PBE level vs the 517 nm PL
+    # below the photobrightening threshold the particle is one emitter: g2(0) = 1 - 1/1 = 0
+    low = [p for p in summary["particles"] if p["excitation_N"] <= 0.5]
+    assert low and all(abs(p["g2_0"]) < 2 * p["g2_0_err"] + 0.02 for p in low)
+    high = [p for p in summary["particles"] if p["excitation_N"] >= 1.5]
+    assert all(p["n_emitters"] > 1.5 for p in high)  # activated emitters join
+    assert summary["power_series"]["mean_intensity_fit"]["exponent"] > 1.0
+    for name in ("level_diagram.png", "pl_spectrum.png", "power_series.png",
+                 "particle0_g2.png", "particle0_trace.png"):
+        assert (demo_dir / "figures" / name).stat().st_size > 5000
+    prov = summary["provenance"]
+    assert prov["versions"]["gpaw"] != "not installed"
+    assert any(k.endswith(".ptu") for k in prov["input_files"])
+    assert all(len(v) == 64 for v in prov["input_files"].values())  # sha256
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (scripts/setup.sh "
+                    "installs Debian's chromium when run as root)")
+def test_report_in_headless_chromium(demo_dir, tmp_path):
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+           "--no-first-run", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(cmd + ["--dump-dom", (demo_dir / "report.html").as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    for sec in SECTIONS:
+        assert re.search(rf"<section id=\"{sec}\">\s*<h2>", dom), f"section {sec} missing"
+    assert len(re.findall(r"<img alt=", dom)) >= 8
+    assert "data:image/png;base64," in dom and "http" not in dom.split("<body>")[1][:2000]
+    shot = tmp_path / "shot.png"
+    subprocess.run(cmd + [f"--screenshot={shot}", "--window-size=1200,1600",
+                          (demo_dir / "report.html").as_uri()], capture_output=True, timeout=120)
+    assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+def test_report_from_documents_and_escaping(tmp_path, shared_data):
+    stream = simulate(SimulationParams(duration_s=3, n_emitters=2, seed=1))
+    stream.source = "<script>alert('x')</script>.ptu"
+    stats = analyze_stream(stream)
+    vasp = shared_data / "vasp"
+    r_in = ReportInputs(photon_stats=[stats])
+    from perovdefect.report import analyses_from_documents
+    r_in.analyses = analyses_from_documents(vasp / "doped_Cs2AgBiBr6_bulk_supercell",
+                                            [vasp / "doped_Br2_competing_phase"], pl_nm=518)
+    summary = build_report(r_in, tmp_path, "escape <b>test</b>")
+    page = (tmp_path / "report.html").read_text()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "escape &lt;b&gt;test&lt;/b&gt;" in page
+    for sec in SECTIONS:
+        assert f"<section id='{sec}'>" in page
+    assert summary["particles"][0]["g2_0"] == pytest.approx(stats.g2["g2_0"])
+    assert summary["host_gaps"][0]["gap_eV"] == pytest.approx(2.311, abs=0.01)
+
+
+def test_report_bad_inputs(tmp_path):
+    r = run_cli("report", "--campaign", str(tmp_path / "missing"), "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and "no such campaign" in r.stderr and "Traceback" not in r.stderr
+    old = tmp_path / "old.photonstats.json"
+    old.write_text(json.dumps({"schema_version": 0, "source": "x"}))
+    r = run_cli("report", "--photons", str(old), "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and "schema version" in r.stderr
+    empty = tmp_path / "empty.csv"
+    empty.write_text("wavelength_nm,intensity\n")
+    r = run_cli("report", "--pl", str(empty), "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and "empty" in r.stderr
+    notproj = tmp_path / "notproj"
+    notproj.mkdir()
+    r = run_cli("report", "--campaign", str(notproj), "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and "not a perovdefect project" in r.stderr
+    r = run_cli("report", "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and "nothing to report" in r.stderr
