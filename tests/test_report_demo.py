@@ -79,7 +79,7 @@ def test_report_in_headless_chromium(demo_dir, tmp_path):
 
 def test_report_from_documents_and_escaping(tmp_path, shared_data):
     stream = simulate(SimulationParams(duration_s=3, n_emitters=2, seed=1))
-    stream.source = "<script>alert('x')</script>.ptu"
+    stream.source = "<img src=x onerror=alert(1)>.ptu"  # hostile text from a file name
     stats = analyze_stream(stream)
     vasp = shared_data / "vasp"
     r_in = ReportInputs(photon_stats=[stats])
@@ -88,7 +88,7 @@ def test_report_from_documents_and_escaping(tmp_path, shared_data):
                                             [vasp / "doped_Br2_competing_phase"], pl_nm=518)
     summary = build_report(r_in, tmp_path, "escape <b>test</b>")
     page = (tmp_path / "report.html").read_text()
-    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;.ptu" in page
     assert "escape &lt;b&gt;test&lt;/b&gt;" in page
     for sec in SECTIONS:
         assert f"<section id='{sec}'>" in page
