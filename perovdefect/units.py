@@ -9,22 +9,23 @@ from scipy import constants
 HC_EV_NM: float = constants.h * constants.c / constants.e * 1e9
 
 
+def _hc_over(x: float | np.ndarray, what: str) -> float | np.ndarray:
+    """hc / x: photon energy (eV) <-> vacuum wavelength (nm) are the same map."""
+    arr = np.asarray(x, dtype=float)
+    if np.any(arr <= 0):
+        raise ValueError(f"{what} must be positive")
+    out = HC_EV_NM / arr
+    return float(out) if out.ndim == 0 else out
+
+
 def ev_to_nm(energy_eV: float | np.ndarray) -> float | np.ndarray:
     """Photon energy (eV) to vacuum wavelength (nm)."""
-    energy = np.asarray(energy_eV, dtype=float)
-    if np.any(energy <= 0):
-        raise ValueError("photon energy must be positive (eV)")
-    out = HC_EV_NM / energy
-    return float(out) if out.ndim == 0 else out
+    return _hc_over(energy_eV, "photon energy (eV)")
 
 
 def nm_to_ev(wavelength_nm: float | np.ndarray) -> float | np.ndarray:
     """Vacuum wavelength (nm) to photon energy (eV)."""
-    wl = np.asarray(wavelength_nm, dtype=float)
-    if np.any(wl <= 0):
-        raise ValueError("wavelength must be positive (nm)")
-    out = HC_EV_NM / wl
-    return float(out) if out.ndim == 0 else out
+    return _hc_over(wavelength_nm, "wavelength (nm)")
 
 
 def fwhm_nm_to_meV(center_nm: float, fwhm_nm: float) -> float:

@@ -26,15 +26,9 @@ def crystal(compound: str, output: str | None, lattice: str, as_json: bool) -> N
     """A shipped crystal: Cs4PbBr6, CsPbBr3-Pnma or CsPbBr3-cubic."""
     from perovdefect.structures.crystals import build_crystal
     record = build_crystal(compound, lattice)
-    if output:
-        record.write(output)
-    if as_json:
-        echo_json(record.summary())
-    else:
-        m = record.metadata
-        click.echo(f"{m['name']}: {record.atoms.get_chemical_formula()} "
-                   f"{m['space_group_symbol']} ({m['space_group_number']}), Z={m['Z']}"
-                   + (f" -> {output}" if output else ""))
+    m = record.metadata
+    _write_and_report(record, output, as_json, f"{m['space_group_symbol']} "
+                      f"({m['space_group_number']}), Z={m['Z']}")
 
 
 @build.command("vacancies")
@@ -103,12 +97,18 @@ def cluster(kind: str, vacancy: bool, compound: str, radius: float, vacancy_site
     elif charge is not None:
         kwargs["charge"] = charge
     record = build_cluster(kind, vacancy=vacancy or vacancy_site is not None, **kwargs)
+    m = record.metadata
+    _write_and_report(record, output, as_json, f"charge {m['charge']:+d} (formal "
+                      f"{m['formal_charge']:+d}), {m['valence_electrons']} valence e-, "
+                      f"2S+1={m['spin_multiplicity']}")
+
+
+def _write_and_report(record, output: str | None, as_json: bool, details: str) -> None:
+    """Write the record when asked, then print its metadata (JSON) or one line."""
     if output:
         record.write(output)
     if as_json:
         echo_json(record.summary())
     else:
-        m = record.metadata
-        click.echo(f"{m['name']}: {record.atoms.get_chemical_formula()} charge {m['charge']:+d} "
-                   f"(formal {m['formal_charge']:+d}), {m['valence_electrons']} valence e-, "
-                   f"2S+1={m['spin_multiplicity']}" + (f" -> {output}" if output else ""))
+        click.echo(f"{record.metadata['name']}: {record.atoms.get_chemical_formula()} {details}"
+                   + (f" -> {output}" if output else ""))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from perovdefect.parsers.document import ElectronicStructure
 def parse_pw_output(path: str | Path) -> ElectronicStructure:
     """Parse pw.x stdout. A run that stopped early (no 'JOB DONE', no final energy, no
     eigenvalues) raises ParseError naming the file; an SCF that did not converge is flagged."""
-    import ase.io
+    from perovdefect.parsers.ase_reader import read_ase_eigenvalues
     path = Path(path)
     if not path.is_file():
         raise ParseError(f"{path}: no such file")
@@ -26,15 +25,8 @@ def parse_pw_output(path: str | Path) -> ElectronicStructure:
         raise ParseError(f"{path}: pw.x output stopped early (no 'JOB DONE'); the run was "
                          "killed or crashed, so no levels are reported")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            atoms = ase.io.read(path, format="espresso-out", index=-1)
-        calc = atoms.calc
-        nspins = calc.get_number_of_spins()
-        nk = len(calc.get_ibz_k_points())
-        eig = np.array([[calc.get_eigenvalues(k, s) for k in range(nk)] for s in range(nspins)])
-        weights = np.asarray(calc.get_k_point_weights(), dtype=float)
-        fermi = calc.get_fermi_level()
+        atoms, eig, _, weights, fermi = read_ase_eigenvalues(path, "espresso-out")
+        nspins, nk = eig.shape[0], eig.shape[1]
     except Exception as exc:  # ASE parser errors: name the file instead
         raise ParseError(f"{path}: cannot read eigenvalues from pw.x output ({exc})") from exc
     soc = bool(re.search(r"spin-orbit|Noncollinear calculation with spin-orbit", text))

@@ -107,7 +107,7 @@ def parse_outcar(path: str | Path) -> ElectronicStructure:
     import gzip
     import re
 
-    import ase.io
+    from perovdefect.parsers.ase_reader import read_ase_eigenvalues
     path = Path(path)
     if not path.is_file():
         raise ParseError(f"{path}: no such file")
@@ -115,16 +115,8 @@ def parse_outcar(path: str | Path) -> ElectronicStructure:
     try:
         with opener(path, "rt") as fh:
             text = fh.read()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            atoms = ase.io.read(path, format="vasp-out", index=-1)
-        calc = atoms.calc
-        nspins = calc.get_number_of_spins()
-        nk = len(calc.get_ibz_k_points())
-        eig = np.array([[calc.get_eigenvalues(k, s) for k in range(nk)] for s in range(nspins)])
-        occ_raw = np.array([[calc.get_occupation_numbers(k, s) for k in range(nk)]
-                            for s in range(nspins)])
-        weights = list(map(float, calc.get_k_point_weights()))
+        atoms, eig, occ_raw, weights, fermi = read_ase_eigenvalues(path, "vasp-out")
+        nspins = eig.shape[0]
     except Exception as exc:  # ASE parser errors: name the file instead
         raise ParseError(f"{path}: cannot read eigenvalues from OUTCAR ({exc})") from exc
 
@@ -144,8 +136,8 @@ def parse_outcar(path: str | Path) -> ElectronicStructure:
         code="vasp", functional=functional_from_parameters(lhfcalc, aexx, hfscreen, tag("GGA")),
         exact_exchange_fraction=aexx, screening_inv_A=hfscreen, soc=soc, converged=converged,
         total_energy_eV=float(atoms.get_potential_energy()), eigenvalues_eV=eig.tolist(),
-        occupations=np.clip(occ, 0, 1).tolist(), kpoint_weights=weights,
-        fermi_level_eV=float(calc.get_fermi_level()),
+        occupations=np.clip(occ, 0, 1).tolist(), kpoint_weights=weights.tolist(),
+        fermi_level_eV=float(fermi),
         n_electrons=float(nelect) if nelect else None, charge=None, nspins=nspins,
         formula=atoms.get_chemical_formula(mode="metal"), source=str(path))
     if not converged:

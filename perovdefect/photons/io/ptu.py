@@ -43,30 +43,25 @@ def read_ptu(path: str | Path, chunk_records: int = CHUNK_RECORDS) -> PhotonStre
             rec = ptu.decode_records(out=out)
         except Exception as exc:  # decoder errors inside ptufile: name the file
             raise PhotonFileError(f"{path}: cannot decode records ({exc})") from exc
-        chans, macros, micros, mch, mmac = [], [], [], [], []
-        n_photon_records = 0
+        from perovdefect.photons.analysis.kernels import split_records
+        parts = []
         for start in range(0, n_records, chunk_records):
             r = rec[start:start + chunk_records]
-            photon = r["channel"] >= 0
-            n_photon_records += int(photon.sum())
-            chans.append(np.asarray(r["channel"][photon], dtype=np.int8))
-            macros.append(np.asarray(r["time"][photon], dtype=np.int64))
-            if t3:
-                micros.append(np.asarray(r["dtime"][photon], dtype=np.int32))
-            marker = (~photon) & (r["marker"] > 0)
-            mch.append(np.asarray(r["marker"][marker], dtype=np.int8))
-            mmac.append(np.asarray(r["time"][marker], dtype=np.int64))
-        n_markers = sum(m.size for m in mch)
+            dtime = r["dtime"] if t3 else r["channel"]  # T2 has no dtime: placeholder, unread
+            parts.append(split_records(r["time"], dtime, r["channel"], r["marker"], t3))
+        chans, macros, micros, mch, mmac = (np.concatenate(x) if len(parts) > 1 else x[0]
+                                            for x in zip(*parts))
+        n_photon_records = chans.size
+        n_markers = mch.size
         stream = PhotonStream(
-            channel=np.concatenate(chans), macrotime=np.concatenate(macros),
-            microtime=np.concatenate(micros) if t3 else None,
+            channel=chans, macrotime=macros, microtime=micros if t3 else None,
             macrotime_resolution_s=float(ptu.global_resolution),
             microtime_resolution_s=float(ptu.tcspc_resolution) if t3 else None,
             mode="T3" if t3 else "T2", sync_rate_hz=float(ptu.syncrate) or None,
             record_type=str(ptu.record_type.name if hasattr(ptu.record_type, "name")
                             else ptu.record_type),
             n_records=n_records, n_overflows=n_records - n_photon_records - n_markers,
-            marker_channel=np.concatenate(mch), marker_macrotime=np.concatenate(mmac),
+            marker_channel=mch, marker_macrotime=mmac,
             acquisition_time_s=_acquisition_time(ptu), source=str(path),
             n_microtime_bins=int(ptu.number_bins_in_period) if t3 else None,
             header={"creator": str(ptu.tags.get("CreatorSW_Name", "")),
