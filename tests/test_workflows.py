@@ -168,6 +168,12 @@ def test_custodian_fixes_zbrent_and_edddav_and_soc_uses_vasp_ncl(tmp_path, fake_
         {"vasp_ncl"}
     assert (runs / "host" / "pbe" / "executables.log").read_text().split() == ["vasp_std"]
     assert (runs / "host" / "relax" / "executables.log").read_text().split() == ["vasp_std"] * 2
+    # the relaxed structure (cell expanded 1 % by the fake relaxation) reached every later step
+    from pymatgen.io.vasp import Poscar
+    a_relax = Poscar.from_file(runs / "host" / "relax" / "POSCAR").structure.lattice.a
+    for step in ("pbe", "hse06", "hse06-soc"):
+        a = Poscar.from_file(runs / "host" / step / "POSCAR").structure.lattice.a
+        assert a == pytest.approx(1.01 * a_relax, rel=1e-6), step
     incar = (runs / "host" / "hse06-soc" / "INCAR").read_text()
     assert "LSORBIT = True" in incar and "LHFCALC = True" in incar
     table = json.loads(cli("campaign", "collect", "--project", str(proj), "-o",

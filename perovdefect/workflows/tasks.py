@@ -48,7 +48,9 @@ class RunStepTask(FiretaskBase):
         doc, skipped = run_step(record, protocol, self["code"], run_dir, env,
                                 self.get("pseudopotentials"))
         info = dict(self["info"])
-        update = {}
+        # update_spec reaches direct children only: pass an inherited relaxed structure on, so
+        # the static, hybrid and SOC steps further down the chain all get it
+        update = {relaxed_key: fw_spec[relaxed_key]} if relaxed_key in fw_spec else {}
         if protocol.task == "relax":
             relaxed = _relaxed_record(record, run_dir)
             if relaxed is not None:

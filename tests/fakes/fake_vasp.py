@@ -41,9 +41,13 @@ def main() -> int:
         print(" Error EDDDAV: Call to ZHEGV failed. Returncode =   7 1  16")
         return 0
     template = os.environ["FAKE_VASP_TEMPLATE"]
+    relaxing = int(tags.get("NSW", "0")) > 0
     with gzip.open(template, "rb") as src, open("vasprun.xml", "wb") as dst:
         shutil.copyfileobj(src, dst)
-    shutil.copy("POSCAR", "CONTCAR")
+    lines = Path("POSCAR").read_text().splitlines()
+    if relaxing:  # a "relaxation" that expands the cell by 1 %, so tests can follow it downstream
+        lines[1] = f"{float(lines[1].split()[0]) * 1.01:.8f}"
+    Path("CONTCAR").write_text("\n".join(lines) + "\n")
     Path("OUTCAR").write_text(" General timing and accounting informations for this job:\n")
     Path("OSZICAR").write_text(
         "       N       E                     dE             d eps       ncg     rms          rms(c)\n"

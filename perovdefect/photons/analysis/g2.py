@@ -1,8 +1,13 @@
 """Second-order correlation g2(tau) between two detectors (Hanbury Brown-Twiss).
 
 Pulsed excitation: g2(0) is the area of the zero-delay peak over the mean area of the side
-peaks, each area summed over a full laser period centred on its peak, so tails that spill into
-the neighbouring windows (lifetime not << period) cancel between centre and side peaks.
+peaks. Areas are either summed over a full laser period centred on each peak ("windows", right
+when the lifetime tau << period T), or, when tau is not << T, fitted: the coincidences of two
+photons from pulses k apart are distributed as the difference of two exponential delays, a
+Laplace peak exp(-|t - kT|/tau) / (2 tau), so the histogram is fitted with sum_k A_k L(t - kT)
+by non-negative least squares (no separate flat term: with tau ~ T a comb of equal peaks is
+itself nearly flat, and flat background is removed by the E0 correction below); the tails of neighbouring peaks are then
+assigned to the peak they belong to (a window sum would count them in the centre).
 Background correction: the expected number of coincidences involving a background count in the
 zero-delay peak is E0 = sum_i (c_a,i b_b + b_a c_b,i - n_i b_a b_b) over trace bins i (c: counts
 per bin, b: background counts per pulse, n_i: pulses per bin), and g2_c = (A_0 - E0) / (A_side -
@@ -32,7 +37,8 @@ class G2Result:
     coincidences: list[int]
     bin_width_ns: float
     period_ns: float | None
-    peak_areas: dict[int, int] = field(default_factory=dict)
+    peak_areas: dict[int, float] = field(default_factory=dict)
+    area_method: str = "windows"
     g2_0_raw: float | None = None
     g2_0: float | None = None
     g2_0_err: float | None = None
@@ -83,8 +89,31 @@ def correlate(stream: PhotonStream, window_ns: float = 500.0, bin_width_ns: floa
                     period_ns=period, gate_ns=gate_ns, channels=(a, b))
 
 
+def fitted_peak_areas(tau_ns: np.ndarray, hist: np.ndarray, period_ns: float,
+                      decay_tau_ns: float, k_max: int) -> tuple[dict[int, float], np.ndarray]:
+    """Peak areas A_k from a non-negative least-squares fit of Laplace peaks (scale
+    decay_tau_ns) centred at k*period; peaks just outside the window are included so that their
+    tails are not counted in the edge peaks. Flat background stays in the areas, as it does in
+    window sums, and is removed by the background correction.
+
+    Returns the areas and their covariance (Poisson, (J^T W J)^-1 over k = -k_max..k_max):
+    overlapping peaks anticorrelate, so the errors are larger than sqrt(A_k)."""
+    from scipy.optimize import nnls
+    bw = float(tau_ns[1] - tau_ns[0])
+    ks = list(range(-k_max - 1, k_max + 2))
+    cols = [np.exp(-np.abs(tau_ns - k * period_ns) / decay_tau_ns) / (2 * decay_tau_ns) * bw
+            for k in ks]
+    A = np.column_stack(cols)
+    w = 1.0 / np.sqrt(np.maximum(hist, 1.0))  # Poisson weights
+    J = A * w[:, None]
+    coef, _ = nnls(J, hist * w)
+    cov = np.linalg.pinv(J.T @ J)[1:-1, 1:-1]  # drop the two outside peaks
+    return {k: float(c) for k, c in zip(ks, coef) if abs(k) <= k_max}, cov
+
+
 def pulsed_g2_zero(result: G2Result, rho: tuple[float, float] | None = None,
-                   n_side: int | None = None, background_area: float | None = None) -> G2Result:
+                   n_side: int | None = None, background_area: float | None = None,
+                   decay_tau_ns: float | None = None) -> G2Result:
     """g2(0) from peak areas (full-period windows). Background correction either from the
     expected background coincidences per peak (`background_area`, E0 above) or, for a constant
     signal, from the signal fractions `rho`."""
@@ -99,18 +128,32 @@ def pulsed_g2_zero(result: G2Result, rho: tuple[float, float] | None = None,
     if k_max < 1:
         raise AnalysisError(f"correlation window must exceed 1.5 laser periods ({1.5 * T:.0f} "
                             "ns) to hold a side peak")
-    areas = {}
-    for k in range(-k_max, k_max + 1):
-        sel = (tau >= k * T - T / 2) & (tau < k * T + T / 2)
-        areas[k] = int(hist[sel].sum())
+    cov = None
+    if decay_tau_ns is not None and decay_tau_ns > 0.1 * T:
+        areas, cov = fitted_peak_areas(tau, hist, T, decay_tau_ns, k_max)
+        result.area_method = f"laplace-fit (tau {decay_tau_ns:.2f} ns)"
+    else:
+        areas = {}
+        for k in range(-k_max, k_max + 1):
+            sel = (tau >= k * T - T / 2) & (tau < k * T + T / 2)
+            areas[k] = int(hist[sel].sum())
+        result.area_method = "windows"
     side = np.array([areas[k] for k in areas if k != 0], dtype=float)
     if side.sum() == 0:
         raise AnalysisError("no coincidences in the side peaks: too few photons for g2")
     mean_side = side.mean()
     g_raw = areas[0] / mean_side
-    # Poisson errors of the centre area (sqrt(A0 + 1): finite for an empty centre peak) and of
-    # the mean side area, combined in quadrature
-    err_raw = float(np.hypot(np.sqrt(areas[0] + 1.0) / mean_side, g_raw / np.sqrt(side.sum())))
+    if cov is None:
+        # Poisson errors of the centre area (sqrt(A0 + 1): finite for an empty centre peak) and
+        # of the mean side area, combined in quadrature
+        err_raw = float(np.hypot(np.sqrt(areas[0] + 1.0) / mean_side,
+                                 g_raw / np.sqrt(side.sum())))
+    else:
+        # linear error propagation of g = A0 / mean(A_side) with the fit covariance
+        ks = sorted(areas)
+        grad = np.array([1.0 / mean_side if k == 0 else -g_raw / (mean_side * len(side))
+                         for k in ks])
+        err_raw = float(np.sqrt(max(grad @ cov @ grad, 0.0)))
     g, err = g_raw, err_raw
     if background_area is not None:
         denom = mean_side - background_area
@@ -143,9 +186,13 @@ def signal_fraction(stream: PhotonStream, background_cps: float, channel: int) -
 
 def g2_analysis(stream: PhotonStream, window_ns: float = 500.0, bin_width_ns: float = 0.1,
                 gate_ns: float = 0.0, background_cps: float | tuple[float, float] | None = None,
-                channels: tuple[int, int] | None = None,
-                mask: np.ndarray | None = None) -> G2Result:
-    """Correlate, then pulsed g2(0) and M (background-corrected when background_cps is given)."""
+                channels: tuple[int, int] | None = None, mask: np.ndarray | None = None,
+                decay_tau_ns: float | None = None) -> G2Result:
+    """Correlate, then pulsed g2(0) and M (background-corrected when background_cps is given).
+
+    decay_tau_ns: the emitter's lifetime; when it exceeds a tenth of the laser period the peak
+    areas are fitted (Laplace peaks) instead of summed over windows. None: estimated from the
+    microtimes (T3 data) by a mono-exponential fit."""
     res = correlate(stream, window_ns, bin_width_ns, channels, gate_ns, mask)
     e0 = None
     if background_cps is not None and res.period_ns:
@@ -155,8 +202,20 @@ def g2_analysis(stream: PhotonStream, window_ns: float = 500.0, bin_width_ns: fl
                signal_fraction(stream, bg[1], res.channels[1]))
         res.rho = rho
     if res.period_ns:
-        pulsed_g2_zero(res, res.rho, background_area=e0)
+        if decay_tau_ns is None and stream.microtime is not None:
+            decay_tau_ns = _lifetime_estimate(stream)
+        pulsed_g2_zero(res, res.rho, background_area=e0, decay_tau_ns=decay_tau_ns)
     return res
+
+
+def _lifetime_estimate(stream: PhotonStream) -> float | None:
+    """Mono-exponential lifetime (ns) of all photons, to decide how peak areas are taken."""
+    from perovdefect.photons.analysis.decay import decay_histogram, fit_decay
+    try:
+        t, h, period = decay_histogram(stream, bin_width_ns=0.2)
+        return fit_decay(t, h, period, 1).tau_ns[0]
+    except AnalysisError:
+        return None
 
 
 def background_coincidences(stream: PhotonStream, background_cps: tuple[float, float],

@@ -82,7 +82,9 @@ def analyze_stream(stream: PhotonStream, bin_width_s: float = 0.01,
     g2 = None
     if len(stream.channels()) >= 2:
         step("g2 cross-correlation")
-        res = g2_analysis(stream, g2_window_ns, g2_bin_ns, gate_ns, background_cps)
+        tau = (overall or {}).get("mono", {}).get("tau_ns", [None])[0] if overall else None
+        res = g2_analysis(stream, g2_window_ns, g2_bin_ns, gate_ns, background_cps,
+                          decay_tau_ns=tau)
         g2 = res.to_dict()
         factor = max(1, int(round(1.0 / res.bin_width_ns)))  # store at ~1 ns bins
         g2["tau_ns"], g2["coincidences"] = _rebin(np.asarray(res.tau_ns),
