@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Set up perovdefect in ./.venv on a fresh machine.
 #  - as root with apt-get: installs the system libraries GPAW builds against (libxc, OpenBLAS,
-#    OpenMPI, FFTW, ScaLAPACK) and Debian's chromium (for the report's browser test);
+#    OpenMPI, FFTW, ScaLAPACK), Debian's quantum-espresso (pw.x) and chromium (for the report's
+#    browser test);
 #  - otherwise says what to install, and installs without GPAW if its libraries are missing.
-# Environment: PYTHON (default python3), PEROVDEFECT_GPAW=0 to skip GPAW,
-#              PEROVDEFECT_CHROMIUM=0 to skip chromium, PEROVDEFECT_EXTRAS (default: test).
+# Environment: PYTHON (default python3), PEROVDEFECT_GPAW=0 to skip GPAW, PEROVDEFECT_QE=0 to
+#              skip Quantum ESPRESSO, PEROVDEFECT_CHROMIUM=0 to skip chromium,
+#              PEROVDEFECT_EXTRAS (default: qe,test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 GPAW=${PEROVDEFECT_GPAW:-1}
 APT_PKGS=""
 [ "$GPAW" = 1 ] && APT_PKGS="libxc-dev libopenblas-dev libopenmpi-dev openmpi-bin libfftw3-dev libscalapack-openmpi-dev"
+[ "${PEROVDEFECT_QE:-1}" = 1 ] && APT_PKGS="$APT_PKGS quantum-espresso"
 [ "${PEROVDEFECT_CHROMIUM:-1}" = 1 ] && APT_PKGS="$APT_PKGS chromium"
 
 missing=""
@@ -29,7 +32,7 @@ if [ -n "$missing" ]; then
   fi
 fi
 
-extras=${PEROVDEFECT_EXTRAS:-test}
+extras=${PEROVDEFECT_EXTRAS:-qe,test}
 if [ "$GPAW" = 1 ]; then
   if [ -e /usr/include/xc.h ] && command -v mpicc >/dev/null 2>&1; then
     extras="gpaw,$extras"

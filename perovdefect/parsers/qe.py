@@ -11,6 +11,20 @@ from perovdefect.errors import ParseError
 from perovdefect.parsers.document import ElectronicStructure
 
 
+# pw.x's XC index quadruple (iexch, icorr, igcx, igcc) -> functional name
+_XC_CODES = {(1, 4, 3, 4): "PBE", (1, 4, 10, 8): "PBEsol", (1, 4, 0, 0): "LDA",
+             (1, 1, 0, 0): "LDA"}
+
+
+def _functional(text: str) -> tuple[str | None, str]:
+    """(pw.x's XC label, functional name) from the 'Exchange-correlation=' block."""
+    m = re.search(r"Exchange-correlation\s*=\s*(.*?)\n\s*\(\s*([\d\s]+)\)", text)
+    if not m:
+        return None, "unknown"
+    codes = tuple(int(x) for x in m.group(2).split()[:4])
+    return m.group(1).strip(), _XC_CODES.get(codes, m.group(1).strip())
+
+
 def parse_pw_output(path: str | Path) -> ElectronicStructure:
     """Parse pw.x stdout. A run that stopped early (no 'JOB DONE', no final energy, no
     eigenvalues) raises ParseError naming the file; an SCF that did not converge is flagged."""
@@ -43,17 +57,14 @@ def parse_pw_output(path: str | Path) -> ElectronicStructure:
                 raise ParseError(f"{path}: too few bands ({eig.shape[2]}) for {nelec} electrons")
             cut = (flat[n_states - 1] + flat[n_states]) / 2
             occ[:, k, :] = eig[:, k, :] < cut
-    xc = re.search(r"Exchange-correlation\s*=\s*(\S+)", text)
+    xc_name, functional = _functional(text)
     exx = re.search(r"EXX-fraction\s*=\s*([\d.]+)", text)
-    hybrid = "EXX" in text and exx is not None
+    hybrid = exx is not None
     screening = re.search(r"screening parameter\s*=\s*([\d.]+)", text)
-    functional = "PBE"
     aexx = float(exx.group(1)) if hybrid else 0.0
     omega = float(screening.group(1)) * 1.8897261 if (hybrid and screening) else 0.0  # bohr^-1
     if hybrid:
         functional = "HSE06" if (abs(aexx - 0.25) < 1e-6 and screening) else "PBE0"
-    elif xc and "SLA" in xc.group(1) and "PBX" not in text and "PSX" in text:
-        functional = "PBEsol"
     converged = "convergence NOT achieved" not in text and "convergence has been achieved" in text
     energy = re.findall(r"!\s+total energy\s+=\s+([-\d.]+)\s+Ry", text)
     from ase.units import Ry
@@ -65,7 +76,7 @@ def parse_pw_output(path: str | Path) -> ElectronicStructure:
         kpoint_weights=(weights / weights.sum()).tolist(),
         fermi_level_eV=None if fermi is None else float(np.mean(fermi)), n_electrons=nelec,
         charge=None, nspins=nspins, formula=atoms.get_chemical_formula(mode="metal"),
-        source=str(path), settings={"xc": xc.group(1) if xc else None})
+        source=str(path), settings={"xc": xc_name})
     if not converged:
         doc.warn_if_unconverged()
     return doc
