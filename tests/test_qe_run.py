@@ -34,3 +34,17 @@ def test_pw_x_br2_pbesol(tmp_path):
     assert 1.0 < doc.gap_eV < 2.5  # Br2 pi* -> sigma* HOMO-LUMO gap (GGA ~1.6-1.8 eV)
     again = parse(tmp_path / "pw.out")
     assert again.gap_eV == doc.gap_eV and again.total_energy_eV == doc.total_energy_eV
+    # the XML the same run wrote gives the same numbers (Hartree converted with ASE units)
+    xml = parse(tmp_path / "tmp" / "perovdefect.save" / "data-file-schema.xml")
+    assert xml.functional == "PBEsol" and xml.converged and xml.n_electrons == 14
+    assert xml.gap_eV == pytest.approx(doc.gap_eV, abs=2e-3)
+    assert xml.total_energy_eV == pytest.approx(doc.total_energy_eV, abs=1e-3)
+    assert xml.is_cluster  # assume_isolated (Martyna-Tuckerman) was set
+
+
+def test_truncated_qe_xml(tmp_path):
+    from perovdefect.errors import ParseError
+    bad = tmp_path / "data-file-schema.xml"
+    bad.write_text("<?xml version='1.0'?>\n<qes:espresso xmlns:qes='x'><output><band_str")
+    with pytest.raises(ParseError, match="malformed or truncated QE XML"):
+        parse(bad)

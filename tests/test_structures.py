@@ -127,6 +127,8 @@ def test_vacancy_clusters_keep_charge_and_lose_one_br():
     assert coordination(mol.atoms) == [5]
     octa = build_cluster("pbbr6-octahedron", vacancy=True)
     assert octa.charge == -4 and octa.atoms.get_chemical_formula() == "Br5Pb"
+    assert octa.name == "PbBr5_VBr_q-4"
+    assert build_cluster("pbbr6-octahedron", charge=-3).name == "PbBr6_q-3"
 
 
 def test_crystal_cutout_whole_octahedra_and_charge():

@@ -8,12 +8,12 @@ from perovdefect.errors import ParseError
 from perovdefect.parsers.document import ElectronicStructure
 
 _CANDIDATES = ("result.json", "vasprun.xml", "vasprun.xml.gz", "OUTCAR", "OUTCAR.gz",
-               "pw.out", "espresso.pwo")
+               "pw.out", "espresso.pwo", "data-file-schema.xml")
 
 
 def parse(path: str | Path, parse_projections: bool = False) -> ElectronicStructure:
-    """Parse a vasprun.xml(.gz), OUTCAR(.gz), pw.x output, GPAW result.json (written by
-    perovdefect's GPAW runner) or a directory holding one of them."""
+    """Parse a vasprun.xml(.gz), OUTCAR(.gz), pw.x output or its data-file-schema.xml, a GPAW
+    result.json (written by perovdefect's GPAW runner) or a directory holding one of them."""
     path = Path(path)
     if not path.exists():
         raise ParseError(f"{path}: no such file or directory")
@@ -36,6 +36,9 @@ def parse(path: str | Path, parse_projections: bool = False) -> ElectronicStruct
     if "Program PWSCF" in head:
         from perovdefect.parsers.qe import parse_pw_output
         return parse_pw_output(path)
+    if "<qes:espresso" in head or name == "data-file-schema.xml":
+        from perovdefect.parsers.qe import parse_qe_xml
+        return parse_qe_xml(path)
     if head.lstrip().startswith("<?xml") and "<modeling>" in head:
         from perovdefect.parsers.vasp import parse_vasprun
         return parse_vasprun(path, parse_projections)

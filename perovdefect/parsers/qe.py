@@ -80,3 +80,64 @@ def parse_pw_output(path: str | Path) -> ElectronicStructure:
     if not converged:
         doc.warn_if_unconverged()
     return doc
+
+
+def parse_qe_xml(path: str | Path) -> ElectronicStructure:
+    """Parse pw.x's data-file-schema.xml (OUTDIR/PREFIX.save/). Energies in the file are in
+    Hartree; occupations are per state (0..1) as this document wants them."""
+    import xml.etree.ElementTree as ET
+
+    from ase.units import Bohr, Hartree
+    path = Path(path)
+    if not path.is_file():
+        raise ParseError(f"{path}: no such file")
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise ParseError(f"{path}: malformed or truncated QE XML ({exc})") from exc
+    out = root.find("output")
+    bands = out.find("band_structure") if out is not None else None
+    if bands is None:
+        raise ParseError(f"{path}: no <output><band_structure> (the run did not finish)")
+
+    def text(node, tag, default=None):
+        found = node.find(tag) if node is not None else None
+        return found.text.strip() if found is not None and found.text else default
+
+    lsda = text(bands, "lsda") == "true"
+    soc = text(bands, "spinorbit") == "true"
+    nbnd = int(text(bands, "nbnd", 0) or 0) or int(text(bands, "nbnd_up", 0))
+    ks = bands.findall("ks_energies")
+    eig = np.array([[float(x) for x in k.find("eigenvalues").text.split()] for k in ks]) * Hartree
+    occ = np.array([[float(x) for x in k.find("occupations").text.split()] for k in ks])
+    weights = np.array([float(k.find("k_point").get("weight")) for k in ks])
+    if lsda:  # up bands, then down bands, per k-point
+        eig = np.stack([eig[:, :nbnd], eig[:, nbnd:]])
+        occ = np.stack([occ[:, :nbnd], occ[:, nbnd:]])
+    else:
+        eig, occ = eig[None], occ[None]
+    dft = out.find("dft")
+    name = text(dft, "functional", "unknown")
+    hybrid = dft.find("hybrid") if dft is not None else None
+    aexx = float(text(hybrid, "exx_fraction", 0.0)) if hybrid is not None else 0.0
+    omega = float(text(hybrid, "screening_parameter", 0.0)) / Bohr if hybrid is not None else 0.0
+    functional = {"PBE": "PBE", "PBESOL": "PBEsol", "PZ": "LDA", "PBE0": "PBE0",
+                  "HSE": "HSE06"}.get(name.upper(), name)
+    conv = out.find("convergence_info/scf_conv/convergence_achieved")
+    converged = conv is not None and conv.text.strip() == "true"
+    fermi = text(bands, "fermi_energy")
+    etot = text(out, "total_energy/etot")
+    charge = text(root.find("input/bands"), "tot_charge") or text(root.find("input"),
+                                                                    "bands/tot_charge")
+    doc = ElectronicStructure(
+        code="qe", functional=functional, exact_exchange_fraction=aexx,
+        screening_inv_A=round(omega, 4), soc=soc, converged=converged,
+        total_energy_eV=float(etot) * Hartree if etot else None, eigenvalues_eV=eig.tolist(),
+        occupations=occ.tolist(), kpoint_weights=(weights / weights.sum()).tolist(),
+        fermi_level_eV=float(fermi) * Hartree if fermi else None,
+        n_electrons=float(text(bands, "nelec", "nan")), charge=float(charge) if charge else None,
+        nspins=eig.shape[0], is_cluster=out.find("boundary_conditions/assume_isolated") is not None,
+        source=str(path), settings={"xc": name})
+    if not converged:
+        doc.warn_if_unconverged()
+    return doc

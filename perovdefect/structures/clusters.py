@@ -7,6 +7,8 @@ so the geometry is written here; bond lengths come from the shipped crystal, nev
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from ase import Atoms
 
@@ -21,6 +23,7 @@ DEFAULT_PADDING_A = 6.0
 CLUSTER_KINDS = ("pbbr6-octahedron", "cs4pbbr6-molecule", "crystal-cutout")
 
 
+@lru_cache(maxsize=4)
 def _mean_distances(lattice: str) -> tuple[float, float]:
     """Mean Pb-Br bond and mean nearest Cs-Br distance (A) in the Cs4PbBr6 crystal."""
     crystal = build_crystal("Cs4PbBr6", lattice).to_pymatgen()
@@ -88,11 +91,9 @@ def pbbr6_octahedron(vacancy: bool = False, padding_A: float = DEFAULT_PADDING_A
     d, _ = _mean_distances(lattice)
     axes = np.vstack([np.eye(3), -np.eye(3)])
     atoms = Atoms("Pb" + "Br6", positions=np.vstack([[0, 0, 0], d * axes]))
-    name = "PbBr6_q-4" if not vacancy else "PbBr5_VBr"
     if vacancy:
         del atoms[1]
-    if charge != -4 or vacancy:
-        name += f"_q{charge:+d}" if vacancy else ""
+    name = ("PbBr5_VBr" if vacancy else "PbBr6") + f"_q{charge:+d}"
     return _finish(atoms, name, "pbbr6-octahedron", charge, padding_A,
                    {"vacancy": vacancy, "defect": "V_Br" if vacancy else None})
 

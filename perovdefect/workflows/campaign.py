@@ -126,7 +126,8 @@ def _spawn(cmd: list[str], pending: list[dict], paths: dict, env: dict, progress
     try:
         while proc.poll() is None:
             if progress:
-                progress(*n_done()[:1], len(dirs), n_done()[1])
+                done, last = n_done()
+                progress(done, len(dirs), last)
             time.sleep(0.5)
     except KeyboardInterrupt:
         proc.terminate()
