@@ -86,3 +86,15 @@ def test_cli_parse_json(shared_data):
     assert "did not converge" in r.stderr
     r = run_cli("parse", "/nonexistent/vasprun.xml")
     assert r.returncode == 2 and "no such" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_vasp_projections_localise_the_n_vacancy_states(shared_data):
+    """IPR from the real vasprun projections (LORBIT): the empty V_N states of GaN (q=+1) are
+    Ga dangling bonds, more localised than the valence band states below them."""
+    doc = parse(shared_data / "vasp" / "pmgad_v_N_GaN_q+1", parse_projections=True)
+    up = [b for b in doc.band_localization if b["spin"] == 0]
+    valence = [b["ipr"] for b in up if b["occupation"] > 0.5][:-1]  # below the VBM
+    defect = [b for b in up if b["occupation"] < 0.5][:3]
+    assert all(b["character"]["Ga"] > 0.55 for b in defect)
+    assert min(b["ipr"] for b in defect) > 2 * max(valence)
+    assert all(1 / 31 <= b["ipr"] <= 1 for b in doc.band_localization)  # 31-atom cell bounds
