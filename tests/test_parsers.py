@@ -98,3 +98,22 @@ def test_vasp_projections_localise_the_n_vacancy_states(shared_data):
     assert all(b["character"]["Ga"] > 0.55 for b in defect)
     assert min(b["ipr"] for b in defect) > 2 * max(valence)
     assert all(1 / 31 <= b["ipr"] <= 1 for b in doc.band_localization)  # 31-atom cell bounds
+
+
+def test_real_outcar_shipped_with_ase():
+    """A real VASP 5.3.3 OUTCAR (spin-polarised Ni18, Gamma only) that ASE ships in its wheel:
+    read from the installed ASE, not copied here."""
+    import ase
+    import numpy as np
+    from pathlib import Path
+    outcar = Path(ase.__file__).parent / "test" / "testdata" / "vasp" / "OUTCAR_example_1"
+    if not outcar.is_file():
+        pytest.skip("this ASE build ships no OUTCAR test data")
+    doc = parse(outcar)
+    assert doc.code == "vasp" and doc.functional == "PBE" and not doc.soc
+    assert doc.converged and doc.nspins == 2 and doc.n_electrons == 180
+    occ = np.asarray(doc.occupations)
+    assert occ.sum() == pytest.approx(180, abs=0.1)  # electrons in both spin channels
+    moment = occ[0].sum() - occ[1].sum()
+    assert 15 < moment < 19  # ~0.95 mu_B per Ni atom
+    assert doc.gap_eV < 0.05  # a metal

@@ -17,13 +17,30 @@ def read_ase_eigenvalues(path: Path, fmt: str):
         warnings.simplefilter("ignore")
         atoms = ase.io.read(path, format=fmt, index=-1)
     calc = atoms.calc
-    nspins = calc.get_number_of_spins()
-    nk = len(calc.get_ibz_k_points())
-    eig = np.array([[calc.get_eigenvalues(k, s) for k in range(nk)] for s in range(nspins)])
-    try:
-        occ = np.array([[calc.get_occupation_numbers(k, s) for k in range(nk)]
-                        for s in range(nspins)])
-    except Exception:  # pw.x prints occupations only with verbosity='high'
-        occ = None
-    weights = np.asarray(calc.get_k_point_weights(), dtype=float)
-    return atoms, eig, occ, weights, calc.get_fermi_level()
+    # ASE's single-point calculator keeps one SinglePointKPoint per (spin, k); its
+    # get_ibz_k_points() is None for some OUTCARs (seen here), so read the list itself
+    kpts = list(getattr(calc, "kpts", None) or [])
+    if not kpts:
+        raise ValueError("no eigenvalues in the file")
+    # kp.k is an index in the OUTCAR reader but the k-point's coordinates in the pw.x reader:
+    # number k-points by order of appearance within each spin instead
+    seen: dict[int, int] = {}
+    index = []
+    for kp in kpts:
+        index.append(seen.get(kp.s, 0))
+        seen[kp.s] = index[-1] + 1
+    nspins = 1 + max(kp.s for kp in kpts)
+    nk = max(seen.values())
+    nb = min(len(kp.eps_n) for kp in kpts)
+    eig = np.zeros((nspins, nk, nb))
+    occ = np.zeros((nspins, nk, nb))
+    weights = np.zeros(nk)
+    for kp, k in zip(kpts, index):
+        eig[kp.s, k] = np.asarray(kp.eps_n)[:nb]
+        f = getattr(kp, "f_n", None)
+        f = np.asarray(f) if f is not None else np.zeros(0)
+        occ[kp.s, k] = f[:nb] if f.size >= nb else np.nan  # pw.x: often none printed
+        weights[k] = kp.weight
+    if np.isnan(occ).any():
+        occ = None  # pw.x prints occupations only with verbosity='high'
+    return atoms, eig, occ, weights / weights.sum(), calc.get_fermi_level()
