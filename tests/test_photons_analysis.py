@@ -202,3 +202,15 @@ def test_g2_with_lifetime_comparable_to_the_laser_period():
     assert abs(r.g2_0 - 0.5) < 2 * r.g2_0_err + 1e-9, (r.g2_0, r.g2_0_err)
     windows = g2_analysis(s, window_ns=300, decay_tau_ns=0.0)  # plain window sums
     assert windows.area_method == "windows" and windows.g2_0 > 0.65  # tails inflate the centre
+
+
+def test_power_law_dwell_times_have_a_heavy_tail():
+    """Power-law (Pareto) blinking dwells keep the requested mean but, unlike Markov
+    (exponential) dwells, produce rare very long ON periods."""
+    from perovdefect.photons.simulate import _dwell
+    rng = np.random.default_rng(0)
+    markov = _dwell(rng, EmitterState("ON", 0.01, 9.0, 0.1), 200_000)
+    power = _dwell(rng, EmitterState("ON", 0.01, 9.0, 0.1, power_law_alpha=2.5), 200_000)
+    assert markov.mean() == pytest.approx(0.1, rel=0.02)
+    assert np.median(power) == pytest.approx(0.1 * 1.5 / 2.5 * 2 ** (1 / 1.5), rel=0.03)
+    assert np.percentile(power, 99.99) > 3 * np.percentile(markov, 99.99)

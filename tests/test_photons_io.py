@@ -187,3 +187,47 @@ def test_legacy_decoder_chunks_carry_overflows(shared_data, monkeypatch):
     chunked = read_photons(shared_data / "tcspc" / "hh400_v20.ht3")
     assert np.array_equal(chunked.macrotime, whole.macrotime)
     assert np.array_equal(chunked.microtime, whole.microtime)
+
+
+def test_legacy_picoharp_t2_overflow_and_markers(tmp_path):
+    """Synthetic PT2 (PicoHarp T2, 4 ps): channel 15 carries overflows (low nibble 0) and markers
+    (low nibble != 0); only channels 0-4 are photons."""
+    from perovdefect.photons.io.legacy import _PH_BIN, T2_WRAP_PH
+    hdr = np.zeros(1, _PH_BIN)
+    hdr["Ident"], hdr["FormatVersion"] = b"PicoHarp 300", b"2.0"
+    hdr["MeasurementMode"], hdr["Tacq"], hdr["nRecords"] = 2, 1000, 4
+    recs = [(0 << 28) | 1000,                      # photon on channel 0 at 1000 ticks
+            (15 << 28) | 0,                        # overflow
+            (15 << 28) | (5000 << 4) | 0b0010,     # marker 2
+            (1 << 28) | 2000]                      # photon on channel 1
+    f = tmp_path / "x.pt2"
+    f.write_bytes(hdr.tobytes() + struct.pack("<4I", *recs))
+    s = read_photons(f)
+    assert s.mode == "T2" and s.macrotime_resolution_s == pytest.approx(4e-12)
+    assert s.channel.tolist() == [0, 1] and s.marker_channel.tolist() == [2]
+    assert s.macrotime.tolist() == [1000, T2_WRAP_PH + 2000] and s.n_overflows == 1
+    with pytest.raises(AnalysisError, match="no microtimes"):
+        s.microtimes_ns()
+
+
+def test_legacy_ht2_records_on_a_real_header(shared_data, tmp_path):
+    """The real HT2 2.0 header of the header-only file with synthetic HydraHarp v2 T2 records
+    appended: an overflow record counts its wraps (2**25 each), sync records are not photons."""
+    from perovdefect.photons.io.legacy import _HH_BIN, _HH_CHANNEL, _HH_TT, T2_WRAP_HH_V2
+    raw = bytearray((shared_data / "tcspc" / "hh400_v20_header_only.ht2").read_bytes())
+    hdr = np.frombuffer(bytes(raw), _HH_BIN, count=1)[0]
+    nch = int(hdr["InpChansPresent"])
+    tt_off = _HH_BIN.itemsize + nch * (_HH_CHANNEL.itemsize + 4)
+    records = [(0 << 25) | 100,                    # photon, channel 0
+               (1 << 31) | (63 << 25) | 3,         # overflow x3
+               (1 << 31) | (0 << 25) | 50,         # sync record (not a photon)
+               (2 << 25) | 200]                    # photon, channel 2
+    body = struct.pack("<4I", *records)
+    tt = np.frombuffer(bytes(raw), _HH_TT, count=1, offset=tt_off)[0].copy()
+    tt["nRecords"], tt["ImgHdrSize"] = len(records), 0
+    data = bytes(raw[:tt_off]) + tt.tobytes() + body
+    f = tmp_path / "synthetic.ht2"
+    f.write_bytes(data)
+    s = read_photons(f)
+    assert s.mode == "T2" and s.channel.tolist() == [0, 2]
+    assert s.macrotime.tolist() == [100, 3 * T2_WRAP_HH_V2 + 200] and s.n_overflows == 1
