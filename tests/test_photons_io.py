@@ -231,3 +231,21 @@ def test_legacy_ht2_records_on_a_real_header(shared_data, tmp_path):
     s = read_photons(f)
     assert s.mode == "T2" and s.channel.tolist() == [0, 2]
     assert s.macrotime.tolist() == [100, 3 * T2_WRAP_HH_V2 + 200] and s.n_overflows == 1
+
+
+def test_ptu_writer_splits_long_silences_into_overflow_records(tmp_path):
+    """A gap of 2500 wraps needs three overflow records (1023 + 1023 + 454); ptufile must read
+    the photons back at the same macrotimes."""
+    from perovdefect.photons.io.ptu_write import T3_WRAP, encode_t3
+    from perovdefect.photons.stream import PhotonStream
+    macro = np.array([5, 6, 5 + T3_WRAP * 2500 + 7, 5 + T3_WRAP * 2501], dtype=np.int64)
+    s = PhotonStream(channel=np.array([0, 1, 0, 1], np.int8), macrotime=macro,
+                     microtime=np.array([10, 20, 30, 40], np.int32),
+                     macrotime_resolution_s=2e-7, microtime_resolution_s=16e-12, mode="T3",
+                     sync_rate_hz=5e6, acquisition_time_s=1.0)
+    records = encode_t3(s)
+    overflow = records[(records >> 25) == ((1 << 6) | 63)] & 0x3FF
+    assert overflow.tolist() == [1023, 1023, 454, 1]
+    back = read_photons(write_ptu(tmp_path / "gap.ptu", s))
+    assert back.macrotime.tolist() == macro.tolist()
+    assert back.microtime.tolist() == [10, 20, 30, 40]

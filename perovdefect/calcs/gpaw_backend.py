@@ -8,7 +8,6 @@ ScaLAPACK-enabled GPAW; without it PW runs on one rank with OpenBLAS threads.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -17,6 +16,7 @@ import sys
 from pathlib import Path
 
 from perovdefect.calcs.protocol import Protocol
+from perovdefect.calcs.rundir import finished, mark_finished, step_digest
 from perovdefect.errors import PerovDefectError
 from perovdefect.parsers.document import ElectronicStructure
 from perovdefect.structures.record import StructureRecord
@@ -58,13 +58,14 @@ def choose_parallel(protocol: Protocol, cores: int | None = None) -> tuple[int, 
     return cores, 1
 
 
-def job_hash(record: StructureRecord, protocol: Protocol) -> str:
-    """Identity of a run: structure + protocol. A finished run with the same hash is reused."""
-    payload = json.dumps({"symbols": record.atoms.get_chemical_symbols(),
-                          "positions": record.atoms.positions.round(6).tolist(),
-                          "cell": record.atoms.cell.array.round(6).tolist(),
-                          "protocol": protocol.as_dict()}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+def gpaw_protocol(record: StructureRecord, protocol: Protocol) -> Protocol:
+    """The protocol GPAW actually runs: the record's charge, and collinear spin for an odd
+    electron count."""
+    if protocol.charge != record.charge:
+        protocol = protocol.with_(charge=record.charge)
+    if record.metadata.get("spin_multiplicity", 1) > 1 and not protocol.spin_polarized:
+        protocol = protocol.with_(spin_polarized=True)
+    return protocol
 
 
 def run_gpaw(record: StructureRecord, protocol: Protocol, run_dir: str | Path,
@@ -79,16 +80,15 @@ def run_gpaw(record: StructureRecord, protocol: Protocol, run_dir: str | Path,
                                "(needs libxc-dev, libopenblas-dev and an MPI; see README)")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    protocol = protocol.with_(charge=record.charge) if protocol.charge != record.charge else protocol
-    if record.metadata.get("spin_multiplicity", 1) > 1 and not protocol.spin_polarized:
-        protocol = protocol.with_(spin_polarized=True)  # odd electron count: collinear spin
-    h = job_hash(record, protocol)
+    protocol = gpaw_protocol(record, protocol)
+    h = step_digest(record, protocol, "gpaw")
+    done = finished(run_dir, h)
+    if done is not None:
+        return done
     result = run_dir / "result.json"
-    job_file = run_dir / "job.json"
-    if result.is_file() and job_file.is_file() and json.loads(job_file.read_text()).get("hash") == h:
-        return ElectronicStructure.from_json(result)
+    result.unlink(missing_ok=True)  # a stale result of another job must not pass for this one
     record.write(run_dir / "structure.extxyz")
-    job_file.write_text(json.dumps({"hash": h, "protocol": protocol.as_dict(),
+    (run_dir / "job.json").write_text(json.dumps({"hash": h, "protocol": protocol.as_dict(),
                                     "structure": "structure.extxyz",
                                     "metadata": record.summary()}, indent=1, default=str))
     ranks, threads = choose_parallel(protocol, cores)
@@ -112,4 +112,6 @@ def run_gpaw(record: StructureRecord, protocol: Protocol, run_dir: str | Path,
         tail = (run_dir / "run.log").read_text().strip().splitlines()[-5:]
         raise CalculationError(f"GPAW run in {run_dir} failed (exit {rc}); last lines of "
                                f"run.log:\n  " + "\n  ".join(tail))
-    return ElectronicStructure.from_json(result)
+    doc = ElectronicStructure.from_json(result)
+    mark_finished(run_dir, h, doc, {"code": "gpaw", "protocol": protocol.as_dict()})
+    return doc

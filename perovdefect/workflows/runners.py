@@ -1,7 +1,7 @@
 """Run one ladder step with the campaign's code, durably.
 
-A step's result is written to RUN_DIR/result.json, then RUN_DIR/step.json (structure+protocol
-hash) as the last act; a step whose step.json matches is never recomputed. VASP runs under
+Durability comes from perovdefect.calcs.rundir: result.json, then the step.json hash marker as
+the last act; a step whose marker matches is never recomputed. VASP runs under
 custodian with its error handlers; the executable (vasp_std / vasp_ncl / vasp_gam) is chosen
 from the protocol and resolved from the FireWorker's env (my_fworker.yaml)."""
 
@@ -13,12 +13,12 @@ import shlex
 from contextlib import contextmanager
 from pathlib import Path
 
-from perovdefect.calcs.gpaw_backend import CalculationError, job_hash, run_gpaw
+from perovdefect.calcs.gpaw_backend import CalculationError, gpaw_protocol, run_gpaw
 from perovdefect.calcs.protocol import Protocol
+from perovdefect.calcs.rundir import finished, mark_finished, step_digest
 from perovdefect.parsers.document import ElectronicStructure
 from perovdefect.structures.record import StructureRecord
 
-MARKER = "step.json"
 ENV_KEYS = {"vasp_std": "vasp_cmd", "vasp_ncl": "vasp_ncl_cmd", "vasp_gam": "vasp_gam_cmd"}
 
 
@@ -32,18 +32,6 @@ def _chdir(path: Path):
         os.chdir(old)
 
 
-def finished(run_dir: Path, digest: str) -> ElectronicStructure | None:
-    """The stored result if this exact step already finished in run_dir."""
-    marker = run_dir / MARKER
-    if marker.is_file() and (run_dir / "result.json").is_file():
-        try:
-            if json.loads(marker.read_text()).get("hash") == digest:
-                return ElectronicStructure.from_json(run_dir / "result.json")
-        except (json.JSONDecodeError, OSError):
-            return None
-    return None
-
-
 def run_step(record: StructureRecord, protocol: Protocol, code: str, run_dir: str | Path,
              env: dict | None = None, pseudopotentials: dict | None = None,
              log=None) -> tuple[ElectronicStructure, bool]:
@@ -51,14 +39,18 @@ def run_step(record: StructureRecord, protocol: Protocol, code: str, run_dir: st
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     env = env or {}
-    digest = job_hash(record, protocol) + f"-{code}"
+    if code == "gpaw":
+        protocol = gpaw_protocol(record, protocol)  # hash what GPAW runs, as run_gpaw does
+    digest = step_digest(record, protocol, code)
     done = finished(run_dir, digest)
     if done is not None:
         return done, True
     if code == "gpaw":
         cores = env.get("gpaw_cores")
-        doc = run_gpaw(record, protocol, run_dir, cores=int(cores) if cores else None, log=log)
-    elif code == "vasp":
+        # run_gpaw writes result.json and the marker itself
+        return run_gpaw(record, protocol, run_dir, cores=int(cores) if cores else None,
+                        log=log), False
+    if code == "vasp":
         doc = run_vasp(record, protocol, run_dir, env)
     elif code == "qe":
         from perovdefect.calcs.qe import run_pw, write_pw_input
@@ -66,10 +58,7 @@ def run_step(record: StructureRecord, protocol: Protocol, code: str, run_dir: st
         doc = run_pw(run_dir, env.get("pw_cmd"))
     else:
         raise CalculationError(f"unknown code {code!r}")
-    doc.to_json(run_dir / "result.json")
-    tmp = run_dir / (MARKER + ".tmp")
-    tmp.write_text(json.dumps({"hash": digest, "code": code, "protocol": protocol.as_dict()}))
-    os.replace(tmp, run_dir / MARKER)
+    mark_finished(run_dir, digest, doc, {"code": code, "protocol": protocol.as_dict()})
     return doc, False
 
 

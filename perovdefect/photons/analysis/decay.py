@@ -43,9 +43,11 @@ class DecayFit:
 
 
 def decay_histogram(stream: PhotonStream, mask: np.ndarray | None = None,
-                    bin_width_ns: float = 0.1) -> tuple[np.ndarray, np.ndarray, float]:
-    """(bin starts ns, counts, period ns) of the microtimes of the selected photons (T3 only)."""
-    micro_ns = stream.microtimes_ns()
+                    bin_width_ns: float = 0.1,
+                    micro_ns: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """(bin starts ns, counts, period ns) of the microtimes of the selected photons (T3 only).
+    `micro_ns`: the stream's microtimes in ns when the caller already has them."""
+    micro_ns = stream.microtimes_ns() if micro_ns is None else micro_ns
     if mask is not None:
         micro_ns = micro_ns[mask]
     if not stream.sync_rate_hz:
@@ -191,13 +193,15 @@ def fit_decay(t_ns: np.ndarray, counts: np.ndarray, period_ns: float, n_exp: int
         model="gaussian-irf" if irf is None else "measured-irf")
 
 
-def flid(stream: PhotonStream, bin_width_s: float = 0.01,
-         irf_offset_ns: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+def flid(stream: PhotonStream, bin_width_s: float = 0.01, irf_offset_ns: float = 0.0,
+         micro_ns: np.ndarray | None = None,
+         bin_index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fluorescence lifetime-intensity distribution: per trace bin, (counts, mean delay after
-    the IRF in ns). Bins with no photon get NaN delay."""
+    the IRF in ns). Bins with no photon get NaN delay. `micro_ns` / `bin_index`: the stream's
+    microtimes (ns) and trace-bin index per photon when the caller already has them."""
     from perovdefect.photons.analysis.trace import photon_bin_index
-    micro = stream.microtimes_ns() - irf_offset_ns
-    idx = photon_bin_index(stream, bin_width_s)
+    micro = (stream.microtimes_ns() if micro_ns is None else micro_ns) - irf_offset_ns
+    idx = photon_bin_index(stream, bin_width_s) if bin_index is None else bin_index
     n = int(np.ceil(stream.duration_s() / bin_width_s))
     idx = np.minimum(idx, n - 1)
     counts = np.bincount(idx, minlength=n)

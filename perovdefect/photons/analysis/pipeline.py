@@ -50,6 +50,7 @@ def analyze_stream(stream: PhotonStream, bin_width_s: float = 0.01,
     overall = None
     t3 = stream.microtime is not None and stream.sync_rate_hz
     bin_idx = photon_bin_index(stream, bin_width_s) if t3 else None
+    micro_ns = stream.microtimes_ns() if t3 else None  # once, for every decay and the FLID
     for i, lv in enumerate(levels):
         d = lv.to_dict()
         d["n_bins"] = int(((counts >= lv.lo) & (counts < lv.hi)).sum())
@@ -57,7 +58,7 @@ def analyze_stream(stream: PhotonStream, bin_width_s: float = 0.01,
             step(f"decay of level {i} ({lv.mean_counts:.0f} counts/bin)")
             bins = np.nonzero((counts >= lv.lo) & (counts < lv.hi))[0]
             mask = np.isin(bin_idx, bins)
-            t, h, period = decay_histogram(stream, mask, decay_bin_ns)
+            t, h, period = decay_histogram(stream, mask, decay_bin_ns, micro_ns)
             d["n_photons"] = int(h.sum())
             if h.sum() >= 200:
                 d["decay"] = fit_decay(t, h, period, 1).to_dict()
@@ -65,7 +66,7 @@ def analyze_stream(stream: PhotonStream, bin_width_s: float = 0.01,
         level_docs.append(d)
     if t3:
         step("overall decay (mono- and bi-exponential)")
-        t, h, period = decay_histogram(stream, None, decay_bin_ns)
+        t, h, period = decay_histogram(stream, None, decay_bin_ns, micro_ns)
         overall = {"mono": fit_decay(t, h, period, 1).to_dict()}
         if biexponential:
             try:
@@ -95,7 +96,7 @@ def analyze_stream(stream: PhotonStream, bin_width_s: float = 0.01,
     if t3:
         step("FLID")
         c, delay = flid(stream, bin_width_s, irf_offset_ns=(overall or {}).get("mono", {}).get(
-            "irf_center_ns") or 0.0)
+            "irf_center_ns") or 0.0, micro_ns=micro_ns, bin_index=bin_idx)
         ok = c > 0
         h2, xe, ye = np.histogram2d(c[ok], delay[ok], bins=(40, 40))
         flid_doc = {"counts_edges": xe.tolist(), "delay_edges_ns": ye.tolist(),

@@ -57,13 +57,11 @@ def encode_t3(stream: PhotonStream) -> np.ndarray:
     out[pos] = ev
     ovf_slots = np.ones(out.size, bool)
     ovf_slots[pos] = False
-    counts = []
-    for j in jumps[jumps > 0]:
-        while j > 0:
-            c = min(int(j), 1023)
-            counts.append(c)
-            j -= c
-    out[ovf_slots] = (np.uint32(1) << 31) | (np.uint32(63) << 25) | np.asarray(counts, np.uint32)
+    # each jump of j wraps becomes ceil(j / 1023) records: 1023, 1023, ..., remainder
+    reps = n_ovf_records[n_ovf_records > 0]
+    counts = np.full(int(reps.sum()), 1023, dtype=np.uint32)
+    counts[np.cumsum(reps) - 1] = jumps[jumps > 0] - 1023 * (reps - 1)
+    out[ovf_slots] = (np.uint32(1) << 31) | (np.uint32(63) << 25) | counts
     return out
 
 

@@ -1,0 +1,48 @@
+"""Run directories that survive crashes: a step is finished when RUN_DIR/result.json exists and
+RUN_DIR/step.json (written last, atomically) holds the hash of its structure + protocol + code.
+A finished step is never recomputed; every backend and the FireWorks tasks share this."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from perovdefect.calcs.protocol import Protocol
+from perovdefect.parsers.document import ElectronicStructure
+from perovdefect.structures.record import StructureRecord
+
+MARKER = "step.json"
+
+
+def step_digest(record: StructureRecord, protocol: Protocol, code: str) -> str:
+    """Identity of a step: structure + protocol + code."""
+    payload = json.dumps({"symbols": record.atoms.get_chemical_symbols(),
+                          "positions": record.atoms.positions.round(6).tolist(),
+                          "cell": record.atoms.cell.array.round(6).tolist(),
+                          "protocol": protocol.as_dict(), "code": code}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def finished(run_dir: str | Path, digest: str) -> ElectronicStructure | None:
+    """The stored result if this exact step already finished in run_dir, else None."""
+    run_dir = Path(run_dir)
+    marker = run_dir / MARKER
+    if marker.is_file() and (run_dir / "result.json").is_file():
+        try:
+            if json.loads(marker.read_text()).get("hash") == digest:
+                return ElectronicStructure.from_json(run_dir / "result.json")
+        except (json.JSONDecodeError, OSError):
+            return None
+    return None
+
+
+def mark_finished(run_dir: str | Path, digest: str, doc: ElectronicStructure,
+                  info: dict | None = None) -> None:
+    """Write result.json, then the marker (atomically) as the last act of a step."""
+    run_dir = Path(run_dir)
+    doc.to_json(run_dir / "result.json")
+    tmp = run_dir / (MARKER + ".tmp")
+    tmp.write_text(json.dumps({"hash": digest, **(info or {})}))
+    os.replace(tmp, run_dir / MARKER)
