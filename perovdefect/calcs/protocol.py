@@ -15,7 +15,6 @@ HYBRIDS: dict[str, dict[str, float]] = {
     "PBE0": {"exact_exchange_fraction": 0.25, "screening_inv_A": 0.0},
 }
 FUNCTIONALS = ("PBE", *HYBRIDS)
-CODES = ("gpaw", "vasp", "qe")
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Fluorescence decays: microtime histograms for any photon selection, and Poisson
 maximum-likelihood fits of 1 or 2 exponentials reconvolved with the IRF.
 
-Model on the TCSPC period [0, P): the periodic decay exp(-t/tau) / (1 - exp(-P/tau)) (so tails of
-earlier pulses are included when tau is not << P), circularly convolved (FFT) with either a
-Gaussian IRF (width and position fitted) or a measured IRF histogram, plus a flat background.
+Model on the TCSPC period [0, P): exponential decays excited by every earlier pulse (so tails
+are included when tau is not << P) seen through either a Gaussian IRF (width and position
+fitted; closed-form exponentially modified Gaussian) or a measured IRF histogram (circular FFT
+convolution of exp(-t/tau) / (1 - exp(-P/tau)), shift fitted), plus a flat background.
 Fitting minimises the Poisson deviance with scipy.optimize.
 """
 
@@ -64,15 +65,6 @@ def decay_histogram(stream: PhotonStream, mask: np.ndarray | None = None,
 
 def _periodic_decay(t: np.ndarray, tau: float, period: float) -> np.ndarray:
     return np.exp(-t / tau) / (-np.expm1(-period / tau))
-
-
-def _gauss_irf(t: np.ndarray, center: float, sigma: float, period: float) -> np.ndarray:
-    d = (t - center + period / 2) % period - period / 2  # periodic distance
-    g = np.exp(-0.5 * (d / sigma) ** 2)
-    if g.sum() <= 0:  # narrower than a bin: a delta at the nearest bin
-        g = np.zeros_like(t)
-        g[int(np.argmin(np.abs(d)))] = 1.0
-    return g / g.sum()
 
 
 def _exgauss(x: np.ndarray, tau: float, sigma: float) -> np.ndarray:
