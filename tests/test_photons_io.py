@@ -165,34 +165,120 @@ def test_cli_info(shared_data):
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
-def test_chunked_memmap_decoding_gives_the_same_stream(tmp_path, monkeypatch):
-    """The large-file path (ptufile decoding into a memory-mapped temp file, photons extracted
-    chunk by chunk) must give exactly what the in-memory path gives."""
+def test_memmap_and_ptufile_paths_give_the_same_stream(tmp_path, monkeypatch):
+    """The large-file paths (raw records memory-mapped; ptufile decoding into a memory-mapped
+    temp file, split chunk by chunk) must give exactly what the in-memory path gives."""
     from perovdefect.photons.io import ptu as ptu_module
     stream = simulate(SimulationParams(duration_s=2.0, n_emitters=2, seed=12))
     path = write_ptu(tmp_path / "big.ptu", stream)
     whole = read_photons(path)
     monkeypatch.setattr(ptu_module, "MEMMAP_ABOVE_RECORDS", 0)
-    chunked = ptu_module.read_ptu(path, chunk_records=10_007)
-    assert np.array_equal(chunked.macrotime, whole.macrotime)
-    assert np.array_equal(chunked.microtime, whole.microtime)
-    assert np.array_equal(chunked.channel, whole.channel)
-    assert chunked.n_overflows == whole.n_overflows
+    for chunked in (ptu_module.read_ptu(path),
+                    ptu_module.read_ptu(path, decoder="ptufile", chunk_records=10_007)):
+        assert np.array_equal(chunked.macrotime, whole.macrotime)
+        assert np.array_equal(chunked.microtime, whole.microtime)
+        assert np.array_equal(chunked.channel, whole.channel)
+        assert chunked.n_overflows == whole.n_overflows
 
 
-def test_legacy_decoder_chunks_carry_overflows(shared_data, monkeypatch):
-    from perovdefect.photons.io import legacy
-    whole = read_photons(shared_data / "tcspc" / "hh400_v20.ht3")
-    monkeypatch.setattr(legacy, "CHUNK", 997)
-    chunked = read_photons(shared_data / "tcspc" / "hh400_v20.ht3")
-    assert np.array_equal(chunked.macrotime, whole.macrotime)
-    assert np.array_equal(chunked.microtime, whole.microtime)
+@pytest.mark.parametrize("name", ["mt200_hh400_beads_t3.ptu", "hh400_v30_t2.ptu"])
+def test_decoder_agrees_with_ptufile_on_real_files(shared_data, name):
+    """perovdefect's one-pass decoder and ptufile's decode_records + split: the same photons,
+    markers and overflow count, bit for bit (T3 with markers; T2)."""
+    from perovdefect.photons.io.ptu import read_ptu
+    path = shared_data / "tcspc" / name
+    ours, ref = read_ptu(path), read_ptu(path, decoder="ptufile")
+    for key in ("channel", "macrotime", "microtime", "marker_channel", "marker_macrotime"):
+        a, b = getattr(ours, key), getattr(ref, key)
+        assert (a is None and b is None) or np.array_equal(a, b), key
+    assert ours.n_overflows == ref.n_overflows > 0
+    assert ours.header["records_neither_photon_marker_nor_overflow"] == 0
+
+
+@pytest.mark.parametrize("layout", range(6))
+def test_decoder_agrees_with_ptufile_on_every_layout(layout):
+    """Random record words of each PicoQuant layout (photons, overflows with counts, markers),
+    decoded by ptufile (through its documented decode_records) and by perovdefect in many
+    parallel blocks: same photons; reserved codes are neither photons nor markers here."""
+    import ptufile
+
+    from perovdefect.photons.io import records as R
+    code = {R.PICOHARP_T3: 0x00010303, R.PICOHARP_T2: 0x00010203, R.HYDRAHARP_T3_V1: 0x00010304,
+            R.HYDRAHARP_T3_V2: 0x01010304, R.HYDRAHARP_T2_V1: 0x00010204,
+            R.HYDRAHARP_T2_V2: 0x01010204}[layout]
+    rng = np.random.default_rng(layout)
+    n = 60_000
+    words = rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32)
+    if layout in (R.PICOHARP_T3, R.PICOHARP_T2):  # routing 1..4 (T3) / 0..4 (T2) or 15
+        route = rng.choice([1, 2, 3, 4, 15], n) if layout == R.PICOHARP_T3 else \
+            rng.choice([0, 1, 2, 3, 4, 15], n)
+        words = (words & 0x0FFFFFFF) | (route.astype(np.uint32) << 28)
+        if layout == R.PICOHARP_T3:  # PicoHarp T3 marker bits are the low 4 of the dtime field
+            words = np.where(route == 15, (words & 0xF000FFFF) | (words & 0xF0000), words)
+    else:  # photons, overflows (code 63) and markers (1..15); no sync/reserved codes
+        special = rng.random(n) < 0.3
+        code_ = rng.choice([63, 1, 2, 4, 8], n).astype(np.uint32)
+        words = np.where(special, (1 << 31) | (code_ << 25) | (words & 0x1FFFFFF),
+                         words & 0x7FFFFFFF).astype(np.uint32)
+        if layout == R.HYDRAHARP_T2_V2:  # ptufile wraps counts >= 128 (next test)
+            ovf = special & (code_ == 63)
+            words[ovf] = (words[ovf] & 0xFE000000) | (words[ovf] & 0x7F)
+
+    class Header:  # ptufile.PtuFile.decode_records needs only these two attributes
+        tags = {"TTResultFormat_TTTRRecType": code}
+        is_t3 = layout in R.T3_LAYOUTS
+
+    dec = ptufile.PtuFile.decode_records(Header(), words)
+    photon = dec["channel"] >= 0
+    marker = (dec["channel"] < 0) & (dec["marker"] > 0)
+    ours = R.decode_records(words, layout, n_threads=3, block_records=997)
+    assert np.array_equal(ours["channel"], dec["channel"][photon])
+    assert np.array_equal(ours["macrotime"], dec["time"][photon].astype(np.int64))
+    if Header.is_t3:
+        assert np.array_equal(ours["microtime"], dec["dtime"][photon])
+    assert np.array_equal(ours["marker_macrotime"], dec["time"][marker].astype(np.int64))
+    mbits = dec["marker"][marker] & (0xF if layout == R.PICOHARP_T3 else 0xFF)
+    assert np.array_equal(ours["marker_channel"], mbits)
+    assert ours["n_overflows"] == n - photon.sum() - marker.sum() and ours["n_other"] == 0
+    one_block = R.decode_records(words, layout, n_threads=1, block_records=10**9)
+    assert all(np.array_equal(one_block[k], ours[k]) for k in ("macrotime", "channel"))
+
+
+def test_hydraharp_t2_overflow_counts_above_127():
+    """A HydraHarp v2 T2 overflow record counting 200 wraps (a 6.7 ms silence at 2**25 ps per
+    wrap). Found here: ptufile 2026.2.6 multiplies the count in 32 bits, so the photon after it
+    lands at (200 * 2**25) mod 2**32 + 5 ps; perovdefect's decoder gives 200 * 2**25 + 5 ps."""
+    import ptufile
+
+    from perovdefect.photons.io import records as R
+    words = np.array([(1 << 31) | (63 << 25) | 200, 5], np.uint32)
+    ours = R.decode_records(words, R.HYDRAHARP_T2_V2)
+    assert ours["macrotime"].tolist() == [200 * 2**25 + 5] and ours["n_overflows"] == 1
+
+    class Header:
+        tags = {"TTResultFormat_TTTRRecType": 0x01010204}
+        is_t3 = False
+    theirs = ptufile.PtuFile.decode_records(Header(), words)["time"][1]
+    if theirs != 200 * 2**25 + 5:  # documents the upstream bug while it lasts
+        assert theirs == (200 * 2**25) % 2**32 + 5
+
+
+def test_sync_and_reserved_records_are_not_photons():
+    """HydraHarp T2 sync (special code 0) and reserved codes count as 'other', never photons
+    (ptufile would call a sync record a photon of channel 0, the first detector's number)."""
+    from perovdefect.photons.io import records as R
+    words = np.array([(0 << 25) | 10, (1 << 31) | (0 << 25) | 20, (1 << 31) | (40 << 25) | 30,
+                      (3 << 25) | 40], np.uint32)
+    out = R.decode_records(words, R.HYDRAHARP_T2_V2)
+    assert out["channel"].tolist() == [0, 3] and out["macrotime"].tolist() == [10, 40]
+    assert out["n_other"] == 2 and out["n_overflows"] == 0
 
 
 def test_legacy_picoharp_t2_overflow_and_markers(tmp_path):
     """Synthetic PT2 (PicoHarp T2, 4 ps): channel 15 carries overflows (low nibble 0) and markers
     (low nibble != 0); only channels 0-4 are photons."""
-    from perovdefect.photons.io.legacy import _PH_BIN, T2_WRAP_PH
+    from perovdefect.photons.io.legacy import _PH_BIN
+    from perovdefect.photons.io.records import WRAP_PICOHARP_T2 as T2_WRAP_PH
     hdr = np.zeros(1, _PH_BIN)
     hdr["Ident"], hdr["FormatVersion"] = b"PicoHarp 300", b"2.0"
     hdr["MeasurementMode"], hdr["Tacq"], hdr["nRecords"] = 2, 1000, 4
@@ -213,7 +299,8 @@ def test_legacy_picoharp_t2_overflow_and_markers(tmp_path):
 def test_legacy_ht2_records_on_a_real_header(shared_data, tmp_path):
     """The real HT2 2.0 header of the header-only file with synthetic HydraHarp v2 T2 records
     appended: an overflow record counts its wraps (2**25 each), sync records are not photons."""
-    from perovdefect.photons.io.legacy import _HH_BIN, _HH_CHANNEL, _HH_TT, T2_WRAP_HH_V2
+    from perovdefect.photons.io.legacy import _HH_BIN, _HH_CHANNEL, _HH_TT
+    from perovdefect.photons.io.records import WRAP_HYDRAHARP_T2_V2 as T2_WRAP_HH_V2
     raw = bytearray((shared_data / "tcspc" / "hh400_v20_header_only.ht2").read_bytes())
     hdr = np.frombuffer(bytes(raw), _HH_BIN, count=1)[0]
     nch = int(hdr["InpChansPresent"])

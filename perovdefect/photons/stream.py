@@ -101,6 +101,8 @@ class PhotonStream:
                 "markers_per_channel": {int(c): int(n) for c, n in zip(
                     *np.unique(self.marker_channel, return_counts=True))},
                 "number_overflows": self.n_overflows,
+                "number_other_records": int(self.header.get(
+                    "records_neither_photon_marker_nor_overflow", 0)),
                 "macrotime_resolution_s": self.macrotime_resolution_s,
                 "microtime_resolution_s": self.microtime_resolution_s,
                 "sync_rate_hz": self.sync_rate_hz, "acquisition_time_s": self.acquisition_time_s,

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from perovdefect.errors import AnalysisError
-from perovdefect.photons.analysis.kernels import cross_correlation_hist
+from perovdefect.photons.analysis.g2_kernel import cross_correlation_hist
 from perovdefect.photons.stream import PhotonStream
 
 
@@ -82,7 +82,7 @@ def correlate(stream: PhotonStream, window_ns: float = 500.0, bin_width_ns: floa
     bw = max(1, int(round(bin_width_ns * 1e3)))
     nbins = int(np.ceil(2 * window_ns * 1e3 / bw))
     tmin = -(nbins // 2) * bw
-    hist = cross_correlation_hist(ta, tb, np.int64(tmin), np.int64(bw), np.int64(nbins))
+    hist = cross_correlation_hist(ta, tb, tmin, bw, nbins)
     tau = (tmin + (np.arange(nbins) + 0.5) * bw) / 1e3
     period = 1e9 / stream.sync_rate_hz if stream.sync_rate_hz else None
     return G2Result(tau_ns=tau.tolist(), coincidences=hist.tolist(), bin_width_ns=bw / 1e3,

@@ -1,9 +1,10 @@
 """Legacy PicoQuant files: HydraHarp HT3 (format 1.0 and 2.0), HT2, PicoHarp PT3 and PT2.
 
-Hand-written with numpy from PicoQuant's documented header structs and record layouts, because
-no maintained library reads them on current Python (ptufile reads PTU only; phconvert refuses HT3
-2.0; tttrlib labels PicoHarp T3 markers as photons). Record meaning decides photon vs. marker vs.
-overflow, never the channel number alone.
+Headers hand-written with numpy from PicoQuant's documented structs, because no maintained
+library reads these containers on current Python (ptufile reads PTU only; phconvert refuses HT3
+2.0; tttrlib labels PicoHarp T3 markers as photons). Their record words have the PTU layouts and
+go through the same decoder (`records.decode_records`): record meaning decides photon vs.
+marker vs. overflow, never the channel number alone.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from perovdefect.errors import PhotonFileError
+from perovdefect.photons.io.records import (HYDRAHARP_T2_V1, HYDRAHARP_T2_V2, HYDRAHARP_T3_V1,
+                                            HYDRAHARP_T3_V2, PICOHARP_T2, PICOHARP_T3,
+                                            decode_records)
 from perovdefect.photons.stream import PhotonStream, check_nonempty
 
 _TXT = [("Ident", "S16"), ("FormatVersion", "S6"), ("CreatorName", "S18"),
@@ -50,14 +54,6 @@ _PH_BIN = np.dtype(_TXT + [
     ("ExtDevices", "<i4"), ("Reserved1", "<i4"), ("Reserved2", "<i4"), ("InpRate0", "<i4"),
     ("InpRate1", "<i4"), ("StopAfter", "<i4"), ("StopReason", "<i4"), ("nRecords", "<i4"),
     ("ImgHdrSize", "<i4")])
-
-T2_WRAP_HH_V1 = 33552000  # HydraHarp format 1.0 T2 overflow period (PicoQuant demo code)
-T2_WRAP_HH_V2 = 33554432  # 2**25
-T3_WRAP_HH = 1024  # 2**10 syncs
-T3_WRAP_PH = 65536
-T2_WRAP_PH = 210698240
-CHUNK = 10_000_000
-
 
 def _read_struct(buf: bytes, dtype: np.dtype, offset: int, path: Path, what: str):
     if len(buf) < offset + dtype.itemsize:
@@ -118,16 +114,17 @@ def _read_hydraharp(path: Path, allow_truncated: bool) -> PhotonStream:
                   n_records=int(rec.size), acquisition_time_s=float(hdr["Tacq"]) / 1e3,
                   source=str(path), header={"format_version": version, "input_channels": nch,
                                             "warnings": notes})
+    v1 = version.startswith("1")
     if mode == 3:
         sync = float(tt["SyncRate"])
-        fields = _decode_hh_t3(rec, version.startswith("1"))
+        fields = _decode(rec, HYDRAHARP_T3_V1 if v1 else HYDRAHARP_T3_V2, common)
         return check_nonempty(PhotonStream(
             macrotime_resolution_s=1.0 / sync, microtime_resolution_s=float(hdr["Resolution"])
             * 1e-12, mode="T3", sync_rate_hz=sync,
             n_microtime_bins=int(round(1.0 / sync / (float(hdr["Resolution"]) * 1e-12))),
             **fields, **common))
     if mode == 2:
-        fields = _decode_hh_t2(rec, version.startswith("1"))
+        fields = _decode(rec, HYDRAHARP_T2_V1 if v1 else HYDRAHARP_T2_V2, common)
         return check_nonempty(PhotonStream(
             macrotime_resolution_s=float(hdr["BaseResolution"]) * 1e-12 or 1e-12,
             microtime_resolution_s=None, mode="T2", sync_rate_hz=float(tt["SyncRate"]) or None,
@@ -135,58 +132,12 @@ def _read_hydraharp(path: Path, allow_truncated: bool) -> PhotonStream:
     raise PhotonFileError(f"{path}: measurement mode {mode} is not a TTTR mode (2 or 3)")
 
 
-def _overflow_base(ovf_count: np.ndarray, wrap: int, carry: int) -> tuple[np.ndarray, int]:
-    base = np.cumsum(ovf_count.astype(np.int64) * wrap) + carry
-    return base, int(base[-1]) if base.size else carry
-
-
-def _collect(parts: list[tuple]) -> dict:
-    ch, mac, mic, mch, mmac, novf = zip(*parts)
-    out = {"channel": np.concatenate(ch).astype(np.int8), "macrotime": np.concatenate(mac),
-           "marker_channel": np.concatenate(mch).astype(np.int8),
-           "marker_macrotime": np.concatenate(mmac), "n_overflows": int(sum(novf))}
-    out["microtime"] = None if mic[0] is None else np.concatenate(mic).astype(np.int32)
-    return out
-
-
-def _decode_hh_t3(rec: np.ndarray, v1: bool) -> dict:
-    parts, carry = [], 0
-    for s in range(0, rec.size, CHUNK):
-        r = np.asarray(rec[s:s + CHUNK])
-        nsync = (r & 0x3FF).astype(np.int64)
-        dtime = (r >> 10) & 0x7FFF
-        chan = (r >> 25) & 0x3F
-        special = (r >> 31).astype(bool)
-        ovf = special & (chan == 63)
-        count = ovf.astype(np.int64) if v1 else np.where(ovf, np.where(nsync == 0, 1, nsync), 0)
-        base, carry = _overflow_base(count, T3_WRAP_HH, carry)
-        macro = base + nsync
-        photon = ~special
-        marker = special & (chan >= 1) & (chan <= 15)
-        parts.append((chan[photon], macro[photon], dtime[photon], chan[marker], macro[marker],
-                      int(ovf.sum())))
-    return _collect(parts)
-
-
-def _decode_hh_t2(rec: np.ndarray, v1: bool) -> dict:
-    parts, carry = [], 0
-    for s in range(0, rec.size, CHUNK):
-        r = np.asarray(rec[s:s + CHUNK])
-        time = (r & 0x1FFFFFF).astype(np.int64)
-        chan = (r >> 25) & 0x3F
-        special = (r >> 31).astype(bool)
-        ovf = special & (chan == 63)
-        if v1:
-            base, carry = _overflow_base(ovf.astype(np.int64), T2_WRAP_HH_V1, carry)
-        else:
-            base, carry = _overflow_base(np.where(ovf, np.where(time == 0, 1, time), 0),
-                                         T2_WRAP_HH_V2, carry)
-        macro = base + time
-        photon = ~special
-        marker = special & (chan >= 1) & (chan <= 15)
-        parts.append((chan[photon], macro[photon], None, chan[marker], macro[marker],
-                      int(ovf.sum())))
-    return _collect(parts)
+def _decode(rec: np.ndarray, layout: int, common: dict) -> dict:
+    """Records -> PhotonStream fields (records.decode_records); records that are neither photon,
+    marker nor overflow (e.g. HydraHarp T2 sync) are counted in the header."""
+    fields = decode_records(rec, layout)
+    common["header"]["records_neither_photon_marker_nor_overflow"] = fields.pop("n_other")
+    return fields
 
 
 def _read_picoharp(path: Path, allow_truncated: bool) -> PhotonStream:
@@ -196,35 +147,12 @@ def _read_picoharp(path: Path, allow_truncated: bool) -> PhotonStream:
     notes: list[str] = []
     rec = _records(path, off, int(hdr["nRecords"]), allow_truncated, notes)
     mode = int(hdr["MeasurementMode"])
+    if mode not in (2, 3):
+        raise PhotonFileError(f"{path}: measurement mode {mode} is not a TTTR mode (2 or 3)")
     common = dict(record_type=f"PicoHarp T{mode} (PT{mode})", n_records=int(rec.size),
                   acquisition_time_s=float(hdr["Tacq"]) / 1e3, source=str(path),
                   header={"warnings": notes})
-    parts, carry = [], 0
-    for s in range(0, rec.size, CHUNK):
-        r = np.asarray(rec[s:s + CHUNK])
-        chan = (r >> 28) & 0xF
-        if mode == 3:
-            nsync = (r & 0xFFFF).astype(np.int64)
-            dtime = (r >> 16) & 0xFFF
-            special = chan == 15
-            ovf = special & (dtime == 0)
-            base, carry = _overflow_base(ovf.astype(np.int64), T3_WRAP_PH, carry)
-            macro = base + nsync
-            photon = (chan >= 1) & (chan <= 4)
-            marker = special & (dtime != 0)  # markers ride on channel 15: never photons
-            parts.append((chan[photon] - 1, macro[photon], dtime[photon], dtime[marker] & 0xF,
-                          macro[marker], int(ovf.sum())))
-        else:
-            time = (r & 0x0FFFFFFF).astype(np.int64)
-            special = chan == 15
-            ovf = special & ((time & 0xF) == 0)
-            base, carry = _overflow_base(ovf.astype(np.int64), T2_WRAP_PH, carry)
-            macro = base + time
-            photon = chan <= 4
-            marker = special & ((time & 0xF) != 0)
-            parts.append((chan[photon], macro[photon], None, time[marker] & 0xF, macro[marker],
-                          int(ovf.sum())))
-    fields = _collect(parts)
+    fields = _decode(rec, PICOHARP_T3 if mode == 3 else PICOHARP_T2, common)
     if mode == 3:
         sync = float(hdr["InpRate0"])
         res = float(hdr["Resolution"]) * 1e-9
@@ -232,8 +160,5 @@ def _read_picoharp(path: Path, allow_truncated: bool) -> PhotonStream:
                                            microtime_resolution_s=res, mode="T3",
                                            sync_rate_hz=sync, n_microtime_bins=4096,
                                            **fields, **common))
-    if mode == 2:
-        return check_nonempty(PhotonStream(macrotime_resolution_s=4e-12,
-                                           microtime_resolution_s=None, mode="T2",
-                                           **fields, **common))
-    raise PhotonFileError(f"{path}: measurement mode {mode} is not a TTTR mode (2 or 3)")
+    return check_nonempty(PhotonStream(macrotime_resolution_s=4e-12, microtime_resolution_s=None,
+                                       mode="T2", **fields, **common))

@@ -1,27 +1,40 @@
-"""PicoQuant PTU (all T2/T3 record types) through ptufile, into a PhotonStream.
+"""PicoQuant PTU (all T2/T3 record types) into a PhotonStream.
 
-Large files: records are decoded by ptufile into a memory-mapped recarray (a temporary file)
-and photons/markers are extracted from it chunk by chunk, so only the photon arrays (11 bytes
-per photon) need to fit in memory.
+ptufile parses the header (tags, record type, resolutions, sync rate) and checks the file. The
+records of every layout listed in `records.PTU_RECORD_LAYOUT` (PicoHarp, HydraHarp v1/v2,
+TimeHarp 260, MultiHarp/PicoHarp 330) are decoded by `records.decode_records` in one parallel
+pass; any other record type, or decoder="ptufile", goes through ptufile's own decode_records and
+a split of its output (the reference the tests compare with).
+
+Large files: above MEMMAP_ABOVE_RECORDS the raw records are memory-mapped (4 bytes each, never
+all in memory), so only the photon arrays (13 bytes per photon) need to fit in memory.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from perovdefect.errors import PhotonFileError
+from perovdefect.photons.io.records import PTU_RECORD_LAYOUT, decode_records
 from perovdefect.photons.stream import PhotonStream, check_nonempty
 
 CHUNK_RECORDS = 20_000_000
 MEMMAP_ABOVE_RECORDS = 50_000_000
 
 
-def read_ptu(path: str | Path, chunk_records: int = CHUNK_RECORDS) -> PhotonStream:
-    """Read a .ptu file. Errors (wrong magic, truncated, header only) name the file."""
+def read_ptu(path: str | Path, decoder: Literal["auto", "ptufile"] = "auto",
+             chunk_records: int = CHUNK_RECORDS) -> PhotonStream:
+    """Read a .ptu file. Errors (wrong magic, truncated, header only) name the file.
+
+    decoder: "auto" (perovdefect's decoder where the record type is known, else ptufile) or
+    "ptufile" (always ptufile's decode_records; chunk_records bounds its split pass)."""
     import ptufile
     path = Path(path)
+    if decoder not in ("auto", "ptufile"):
+        raise ValueError(f"unknown decoder {decoder!r} (auto, ptufile)")
     try:
         ptu = ptufile.PtuFile(path)
     except FileNotFoundError:
@@ -38,35 +51,48 @@ def read_ptu(path: str | Path, chunk_records: int = CHUNK_RECORDS) -> PhotonStre
             raise PhotonFileError(f"{path}: truncated: header announces {n_records} records "
                                   f"({expected} bytes) but the file has {size} bytes")
         t3 = bool(ptu.is_t3)
+        layout = PTU_RECORD_LAYOUT.get(int(ptu.tags.get("TTResultFormat_TTTRRecType", -1)))
         try:
-            out = "memmap" if n_records > MEMMAP_ABOVE_RECORDS else None
-            rec = ptu.decode_records(out=out)
+            if decoder == "ptufile" or layout is None:
+                fields = _decode_with_ptufile(ptu, t3, n_records, chunk_records)
+            else:
+                fields = decode_records(ptu.read_records(
+                    memmap=n_records > MEMMAP_ABOVE_RECORDS), layout)
         except Exception as exc:  # decoder errors inside ptufile: name the file
             raise PhotonFileError(f"{path}: cannot decode records ({exc})") from exc
-        from perovdefect.photons.analysis.kernels import split_records
-        parts = []
-        for start in range(0, n_records, chunk_records):
-            r = rec[start:start + chunk_records]
-            dtime = r["dtime"] if t3 else r["channel"]  # T2 has no dtime: placeholder, unread
-            parts.append(split_records(r["time"], dtime, r["channel"], r["marker"], t3))
-        chans, macros, micros, mch, mmac = (np.concatenate(x) if len(parts) > 1 else x[0]
-                                            for x in zip(*parts))
-        n_photon_records = chans.size
-        n_markers = mch.size
+        n_other = fields.pop("n_other", 0)
         stream = PhotonStream(
-            channel=chans, macrotime=macros, microtime=micros if t3 else None,
+            **fields,
             macrotime_resolution_s=float(ptu.global_resolution),
             microtime_resolution_s=float(ptu.tcspc_resolution) if t3 else None,
             mode="T3" if t3 else "T2", sync_rate_hz=float(ptu.syncrate) or None,
             record_type=str(ptu.record_type.name if hasattr(ptu.record_type, "name")
                             else ptu.record_type),
-            n_records=n_records, n_overflows=n_records - n_photon_records - n_markers,
-            marker_channel=mch, marker_macrotime=mmac,
-            acquisition_time_s=_acquisition_time(ptu), source=str(path),
+            n_records=n_records, acquisition_time_s=_acquisition_time(ptu), source=str(path),
             n_microtime_bins=int(ptu.number_bins_in_period) if t3 else None,
             header={"creator": str(ptu.tags.get("CreatorSW_Name", "")),
-                    "hardware": str(ptu.tags.get("HW_Type", ""))})
+                    "hardware": str(ptu.tags.get("HW_Type", "")),
+                    "records_neither_photon_marker_nor_overflow": int(n_other)})
     return check_nonempty(stream)
+
+
+def _decode_with_ptufile(ptu, t3: bool, n_records: int, chunk_records: int) -> dict:
+    """ptufile's decode_records (memory-mapped above MEMMAP_ABOVE_RECORDS), then photons and
+    markers split apart chunk by chunk. Overflow and any other non-photon, non-marker records are
+    counted together as overflows here (ptufile does not tell them apart)."""
+    from perovdefect.photons.analysis.kernels import split_records
+    rec = ptu.decode_records(out="memmap" if n_records > MEMMAP_ABOVE_RECORDS else None)
+    parts = []
+    for start in range(0, n_records, chunk_records):
+        r = rec[start:start + chunk_records]
+        dtime = r["dtime"] if t3 else r["channel"]  # T2 has no dtime: placeholder, unread
+        parts.append(split_records(r["time"], dtime, r["channel"], r["marker"], t3))
+    chans, macros, micros, mch, mmac = (np.concatenate(x) if len(parts) > 1 else x[0]
+                                        for x in zip(*parts))
+    return {"channel": chans, "macrotime": macros.astype(np.int64, copy=False),
+            "microtime": micros if t3 else None, "marker_channel": mch,
+            "marker_macrotime": mmac.astype(np.int64, copy=False),
+            "n_overflows": n_records - chans.size - mch.size}
 
 
 def _acquisition_time(ptu) -> float | None:
