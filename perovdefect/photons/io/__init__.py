@@ -1,11 +1,77 @@
-"""Readers: `read_photons(path)` picks the format from the file's magic bytes."""
+"""Readers: `read_photons(path)` picks the format from the file's magic bytes;
+`iter_photons(path, chunk_records)` reads a file larger than memory piece by piece."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from perovdefect.errors import PhotonFileError
 from perovdefect.photons.stream import PhotonStream
+
+
+def _kind(path: Path) -> str:
+    if not path.is_file():
+        raise PhotonFileError(f"{path}: no such file")
+    magic = path.open("rb").read(16)
+    if len(magic) < 8:
+        raise PhotonFileError(f"{path}: file too short to be a TCSPC recording")
+    if magic.startswith(b"PQTTTR"):
+        return "ptu"
+    if magic.startswith(b"\x89HDF"):
+        return "hdf5"
+    if magic.startswith(b"HydraHarp") or magic.startswith(b"PicoHarp"):
+        return "legacy"
+    raise PhotonFileError(f"{path}: unknown TCSPC file format (magic {magic[:8]!r}); expected "
+                          "PTU (PQTTTR), HT2/HT3, PT2/PT3 or Photon-HDF5")
+
+
+def iter_photons(path: str | Path, chunk_records: int = 20_000_000,
+                 timestamps_unit_s: float | None = None,
+                 allow_truncated: bool = False) -> Iterator[PhotonStream]:
+    """Consecutive PhotonStreams of chunk_records records each, with absolute macrotimes (PTU
+    and legacy files are memory-mapped, so only one piece is in memory at a time). Photon-HDF5
+    files come as one piece."""
+    path = Path(path)
+    kind = _kind(path)
+    if kind == "ptu":
+        from perovdefect.photons.io.ptu import iter_ptu
+        yield from iter_ptu(path, chunk_records)
+    elif kind == "legacy":
+        from perovdefect.photons.io.legacy import iter_legacy
+        yield from iter_legacy(path, chunk_records, allow_truncated)
+    else:
+        yield read_photons(path, timestamps_unit_s)
+
+
+def info_by_pieces(path: str | Path, chunk_records: int = 20_000_000,
+                   timestamps_unit_s: float | None = None,
+                   allow_truncated: bool = False) -> dict[str, Any]:
+    """PhotonStream.info() of the whole file, summed piece by piece (bounded memory)."""
+    total: dict[str, Any] | None = None
+    per_channel: Counter = Counter()
+    markers: Counter = Counter()
+    for piece in iter_photons(path, chunk_records, timestamps_unit_s, allow_truncated):
+        d = piece.info()
+        per_channel.update(d["photons_per_channel"])
+        markers.update(d["markers_per_channel"])
+        if total is None:
+            total = d
+            total["warnings"] = list(piece.header.get("warnings", []))
+            continue
+        for key in ("number_records", "number_photons", "number_markers", "number_overflows",
+                    "number_other_records"):
+            total[key] += d[key]
+        if d["last_photon_time_s"] is not None:
+            total["last_photon_time_s"] = d["last_photon_time_s"]
+    assert total is not None  # every reader yields at least one piece or raises
+    if total["number_photons"] == 0:
+        raise PhotonFileError(f"{path}: no photon records in the file")
+    total["photons_per_channel"] = dict(sorted(per_channel.items()))
+    total["markers_per_channel"] = dict(sorted(markers.items()))
+    return total
 
 
 def read_photons(path: str | Path, timestamps_unit_s: float | None = None,
@@ -15,22 +81,15 @@ def read_photons(path: str | Path, timestamps_unit_s: float | None = None,
     timestamps_unit_s: only for Photon-HDF5 files that omit their unit. allow_truncated: decode
     the complete records of a legacy file cut short (default: error)."""
     path = Path(path)
-    if not path.is_file():
-        raise PhotonFileError(f"{path}: no such file")
-    magic = path.open("rb").read(16)
-    if len(magic) < 8:
-        raise PhotonFileError(f"{path}: file too short to be a TCSPC recording")
-    if magic.startswith(b"PQTTTR"):
+    kind = _kind(path)
+    if kind == "ptu":
         from perovdefect.photons.io.ptu import read_ptu
         return read_ptu(path)
-    if magic.startswith(b"\x89HDF"):
+    if kind == "hdf5":
         from perovdefect.photons.io.photon_hdf5 import read_photon_hdf5
         return read_photon_hdf5(path, timestamps_unit_s)
-    if magic.startswith(b"HydraHarp") or magic.startswith(b"PicoHarp"):
-        from perovdefect.photons.io.legacy import read_legacy
-        return read_legacy(path, allow_truncated)
-    raise PhotonFileError(f"{path}: unknown TCSPC file format (magic {magic[:8]!r}); expected "
-                          "PTU (PQTTTR), HT2/HT3, PT2/PT3 or Photon-HDF5")
+    from perovdefect.photons.io.legacy import read_legacy
+    return read_legacy(path, allow_truncated)
 
 
-__all__ = ["read_photons"]
+__all__ = ["info_by_pieces", "iter_photons", "read_photons"]

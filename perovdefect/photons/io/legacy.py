@@ -9,7 +9,9 @@ marker vs. overflow, never the channel number alone.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -84,20 +86,47 @@ def read_legacy(path: str | Path, allow_truncated: bool = False) -> PhotonStream
     A file holding fewer records than its header announces is an error unless allow_truncated,
     in which case the complete records present are decoded and the stream's header["warnings"]
     says so."""
+    rec, layout, meta = open_legacy(path, allow_truncated)
+    fields = decode_records(rec, layout)
+    fields.pop("overflow_end")
+    meta["header"]["records_neither_photon_marker_nor_overflow"] = fields.pop("n_other")
+    return check_nonempty(PhotonStream(**fields, **meta))
+
+
+def iter_legacy(path: str | Path, chunk_records: int, allow_truncated: bool = False
+                ) -> Iterator[PhotonStream]:
+    """The file as consecutive PhotonStreams of chunk_records records each (memory-mapped;
+    macrotimes absolute, overflows carried from piece to piece)."""
+    rec, layout, meta = open_legacy(path, allow_truncated)
+    overflow = 0
+    chunk_records = max(1, int(chunk_records))
+    for start in range(0, rec.size, chunk_records):
+        piece = rec[start:start + chunk_records]
+        fields = decode_records(piece, layout, overflow_start=overflow)
+        overflow = fields.pop("overflow_end")
+        header = dict(meta["header"], first_record=start,
+                      records_neither_photon_marker_nor_overflow=fields.pop("n_other"))
+        yield PhotonStream(**fields, **dict(meta, n_records=int(piece.size), header=header))
+
+
+def open_legacy(path: str | Path, allow_truncated: bool = False
+                ) -> tuple[np.ndarray, int, dict[str, Any]]:
+    """Parse the header: (records as a read-only memmap, record layout, PhotonStream fields
+    other than the photons)."""
     path = Path(path)
     if not path.is_file():
         raise PhotonFileError(f"{path}: no such file")
     head = path.open("rb").read(4096)
     ident = head[:16].rstrip(b"\0 ")
     if ident.startswith(b"HydraHarp"):
-        return _read_hydraharp(path, allow_truncated)
+        return _open_hydraharp(path, allow_truncated)
     if ident.startswith(b"PicoHarp"):
-        return _read_picoharp(path, allow_truncated)
+        return _open_picoharp(path, allow_truncated)
     raise PhotonFileError(f"{path}: unknown legacy TTTR file (ident {ident[:16]!r}); expected "
                           "HydraHarp (.ht2/.ht3) or PicoHarp (.pt2/.pt3)")
 
 
-def _read_hydraharp(path: Path, allow_truncated: bool) -> PhotonStream:
+def _open_hydraharp(path: Path, allow_truncated: bool) -> tuple[np.ndarray, int, dict]:
     buf = path.open("rb").read(64 * 1024)
     hdr, off = _read_struct(buf, _HH_BIN, 0, path, "HydraHarp")
     nch = int(hdr["InpChansPresent"])
@@ -108,57 +137,45 @@ def _read_hydraharp(path: Path, allow_truncated: bool) -> PhotonStream:
     off += 4 * int(tt["ImgHdrSize"])
     version = hdr["FormatVersion"].rstrip(b"\0 ").decode(errors="replace")
     mode = int(hdr["MeasurementMode"])
+    if mode not in (2, 3):
+        raise PhotonFileError(f"{path}: measurement mode {mode} is not a TTTR mode (2 or 3)")
     notes: list[str] = []
     rec = _records(path, off, int(tt["nRecords"]), allow_truncated, notes)
-    common = dict(record_type=f"HydraHarp {'T3' if mode == 3 else 'T2'} (HT{mode} {version})",
-                  n_records=int(rec.size), acquisition_time_s=float(hdr["Tacq"]) / 1e3,
-                  source=str(path), header={"format_version": version, "input_channels": nch,
-                                            "warnings": notes})
+    meta: dict[str, Any] = dict(
+        record_type=f"HydraHarp T{mode} (HT{mode} {version})", n_records=int(rec.size),
+        acquisition_time_s=float(hdr["Tacq"]) / 1e3, source=str(path),
+        header={"format_version": version, "input_channels": nch, "warnings": notes})
     v1 = version.startswith("1")
     if mode == 3:
         sync = float(tt["SyncRate"])
-        fields = _decode(rec, HYDRAHARP_T3_V1 if v1 else HYDRAHARP_T3_V2, common)
-        return check_nonempty(PhotonStream(
-            macrotime_resolution_s=1.0 / sync, microtime_resolution_s=float(hdr["Resolution"])
-            * 1e-12, mode="T3", sync_rate_hz=sync,
-            n_microtime_bins=int(round(1.0 / sync / (float(hdr["Resolution"]) * 1e-12))),
-            **fields, **common))
-    if mode == 2:
-        fields = _decode(rec, HYDRAHARP_T2_V1 if v1 else HYDRAHARP_T2_V2, common)
-        return check_nonempty(PhotonStream(
-            macrotime_resolution_s=float(hdr["BaseResolution"]) * 1e-12 or 1e-12,
-            microtime_resolution_s=None, mode="T2", sync_rate_hz=float(tt["SyncRate"]) or None,
-            **fields, **common))
-    raise PhotonFileError(f"{path}: measurement mode {mode} is not a TTTR mode (2 or 3)")
+        res = float(hdr["Resolution"]) * 1e-12
+        meta.update(macrotime_resolution_s=1.0 / sync, microtime_resolution_s=res, mode="T3",
+                    sync_rate_hz=sync, n_microtime_bins=int(round(1.0 / sync / res)))
+        return rec, HYDRAHARP_T3_V1 if v1 else HYDRAHARP_T3_V2, meta
+    meta.update(macrotime_resolution_s=float(hdr["BaseResolution"]) * 1e-12 or 1e-12,
+                microtime_resolution_s=None, mode="T2",
+                sync_rate_hz=float(tt["SyncRate"]) or None)
+    return rec, HYDRAHARP_T2_V1 if v1 else HYDRAHARP_T2_V2, meta
 
 
-def _decode(rec: np.ndarray, layout: int, common: dict) -> dict:
-    """Records -> PhotonStream fields (records.decode_records); records that are neither photon,
-    marker nor overflow (e.g. HydraHarp T2 sync) are counted in the header."""
-    fields = decode_records(rec, layout)
-    common["header"]["records_neither_photon_marker_nor_overflow"] = fields.pop("n_other")
-    return fields
-
-
-def _read_picoharp(path: Path, allow_truncated: bool) -> PhotonStream:
+def _open_picoharp(path: Path, allow_truncated: bool) -> tuple[np.ndarray, int, dict]:
     buf = path.open("rb").read(64 * 1024)
     hdr, off = _read_struct(buf, _PH_BIN, 0, path, "PicoHarp")
     off += 4 * int(hdr["ImgHdrSize"])
-    notes: list[str] = []
-    rec = _records(path, off, int(hdr["nRecords"]), allow_truncated, notes)
     mode = int(hdr["MeasurementMode"])
     if mode not in (2, 3):
         raise PhotonFileError(f"{path}: measurement mode {mode} is not a TTTR mode (2 or 3)")
-    common = dict(record_type=f"PicoHarp T{mode} (PT{mode})", n_records=int(rec.size),
-                  acquisition_time_s=float(hdr["Tacq"]) / 1e3, source=str(path),
-                  header={"warnings": notes})
-    fields = _decode(rec, PICOHARP_T3 if mode == 3 else PICOHARP_T2, common)
+    notes: list[str] = []
+    rec = _records(path, off, int(hdr["nRecords"]), allow_truncated, notes)
+    meta: dict[str, Any] = dict(
+        record_type=f"PicoHarp T{mode} (PT{mode})", n_records=int(rec.size),
+        acquisition_time_s=float(hdr["Tacq"]) / 1e3, source=str(path),
+        header={"warnings": notes})
     if mode == 3:
         sync = float(hdr["InpRate0"])
-        res = float(hdr["Resolution"]) * 1e-9
-        return check_nonempty(PhotonStream(macrotime_resolution_s=1.0 / sync,
-                                           microtime_resolution_s=res, mode="T3",
-                                           sync_rate_hz=sync, n_microtime_bins=4096,
-                                           **fields, **common))
-    return check_nonempty(PhotonStream(macrotime_resolution_s=4e-12, microtime_resolution_s=None,
-                                       mode="T2", **fields, **common))
+        meta.update(macrotime_resolution_s=1.0 / sync,
+                    microtime_resolution_s=float(hdr["Resolution"]) * 1e-9, mode="T3",
+                    sync_rate_hz=sync, n_microtime_bins=4096)
+        return rec, PICOHARP_T3, meta
+    meta.update(macrotime_resolution_s=4e-12, microtime_resolution_s=None, mode="T2")
+    return rec, PICOHARP_T2, meta

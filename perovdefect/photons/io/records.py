@@ -149,16 +149,19 @@ def _decode_blocks(records: np.ndarray, layout: int, n_blocks: int, start: np.nd
 
 
 def decode_records(records: np.ndarray, layout: int, n_threads: int | None = None,
-                   block_records: int = 250_000) -> dict:
+                   block_records: int = 250_000, overflow_start: int = 0) -> dict:
     """Decode uint32 record words (an array or a read-only memmap) of one layout.
+
+    overflow_start: overflow periods (macrotime units) of the records before these, when a file
+    is decoded piece by piece; the returned overflow_end is the value for the next piece.
 
     The records are cut into blocks of at least block_records (up to 4 per thread) that are
     decoded in parallel; the result does not depend on the cut.
 
     Returns channel (int8), macrotime (int64, overflows resolved), microtime (int32, T3; None
     for T2), marker_channel (int8, marker bits), marker_macrotime (int64), n_overflows (overflow
-    records) and n_other (records that are neither photon, marker nor overflow: T2 sync,
-    reserved codes)."""
+    records), n_other (records that are neither photon, marker nor overflow: T2 sync,
+    reserved codes) and overflow_end."""
     if layout not in range(6):
         raise ValueError(f"unknown PicoQuant record layout {layout}")
     records = np.asarray(records)
@@ -169,6 +172,7 @@ def decode_records(records: np.ndarray, layout: int, n_threads: int | None = Non
     counts = _count_blocks(records, layout, n_blocks)
     start = np.zeros((n_blocks, 3), np.int64)
     start[1:] = np.cumsum(counts[:-1, :3], axis=0)
+    start[:, 2] += int(overflow_start)
     n_ph, n_mk, _, n_ovf = (int(x) for x in counts.sum(axis=0))
     t3 = layout in T3_LAYOUTS
     out = {"channel": np.empty(n_ph, np.int8), "macrotime": np.empty(n_ph, np.int64),
@@ -180,4 +184,5 @@ def decode_records(records: np.ndarray, layout: int, n_threads: int | None = Non
         out["microtime"] = None
     out["n_overflows"] = n_ovf
     out["n_other"] = records.size - n_ph - n_mk - n_ovf
+    out["overflow_end"] = int(overflow_start) + int(counts[:, 2].sum())
     return out
