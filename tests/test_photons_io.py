@@ -341,21 +341,28 @@ def test_ptu_writer_splits_long_silences_into_overflow_records(tmp_path):
 @pytest.mark.parametrize("name", ["mt200_hh400_beads_t3.ptu", "hh400_v30_t2.ptu",
                                   "hh400_v20.ht3"])
 def test_reading_piece_by_piece_gives_the_whole_file(shared_data, name):
-    """Files larger than memory: iter_photons decodes a memory-mapped file in pieces (here
-    1000 records), carrying the overflow time over; the pieces join into exactly the stream
+    _pieces_equal_whole(shared_data / "tcspc" / name)
+
+
+def test_photon_hdf5_piece_by_piece(shared_data):
+    _pieces_equal_whole(shared_data / "tcspc" / "photon_hdf5_min_v05.h5", unit=5e-9, chunk=100)
+
+
+def _pieces_equal_whole(path, unit=None, chunk=1000):
+    """Files larger than memory: iter_photons decodes a file in pieces of `chunk` records
+    (memory-mapped records, or HDF5 slices), carrying the overflow time over; the pieces join into exactly the stream
     that read_photons gives, and the piecewise info equals the whole-file info."""
     from perovdefect.photons.io import info_by_pieces, iter_photons
-    path = shared_data / "tcspc" / name
-    whole = read_photons(path)
-    pieces = list(iter_photons(path, chunk_records=1000))
-    assert len(pieces) == -(-whole.n_records // 1000) > 10
+    whole = read_photons(path, unit)
+    pieces = list(iter_photons(path, chunk_records=chunk, timestamps_unit_s=unit))
+    assert len(pieces) == -(-whole.n_records // chunk) > 10
     assert sum(p.n_records for p in pieces) == whole.n_records
     for key in ("channel", "macrotime", "marker_channel", "marker_macrotime"):
         assert np.array_equal(np.concatenate([getattr(p, key) for p in pieces]),
                               getattr(whole, key)), key
     if whole.microtime is not None:
         assert np.array_equal(np.concatenate([p.microtime for p in pieces]), whole.microtime)
-    info = info_by_pieces(path, chunk_records=1000)
+    info = info_by_pieces(path, chunk_records=chunk, timestamps_unit_s=unit)
     expect = whole.info()
     assert {k: v for k, v in info.items() if k != "warnings"} == expect
 

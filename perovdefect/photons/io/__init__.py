@@ -32,8 +32,8 @@ def iter_photons(path: str | Path, chunk_records: int = 20_000_000,
                  timestamps_unit_s: float | None = None,
                  allow_truncated: bool = False) -> Iterator[PhotonStream]:
     """Consecutive PhotonStreams of chunk_records records each, with absolute macrotimes (PTU
-    and legacy files are memory-mapped, so only one piece is in memory at a time). Photon-HDF5
-    files come as one piece."""
+    and legacy files are memory-mapped, Photon-HDF5 is read slice by slice, so only one piece is
+    in memory at a time)."""
     path = Path(path)
     kind = _kind(path)
     if kind == "ptu":
@@ -43,7 +43,8 @@ def iter_photons(path: str | Path, chunk_records: int = 20_000_000,
         from perovdefect.photons.io.legacy import iter_legacy
         yield from iter_legacy(path, chunk_records, allow_truncated)
     else:
-        yield read_photons(path, timestamps_unit_s)
+        from perovdefect.photons.io.photon_hdf5 import iter_photon_hdf5
+        yield from iter_photon_hdf5(path, chunk_records, timestamps_unit_s)
 
 
 def info_by_pieces(path: str | Path, chunk_records: int = 20_000_000,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,8 +16,40 @@ from perovdefect.photons.stream import PhotonStream, check_nonempty
 def read_photon_hdf5(path: str | Path, timestamps_unit_s: float | None = None) -> PhotonStream:
     """Read the first photon_data group. Files that omit timestamps_specs/timestamps_unit need
     `timestamps_unit_s` from the user: no unit is ever guessed."""
+    with _opened(Path(path), timestamps_unit_s) as (group, meta):
+        return check_nonempty(_piece(group, 0, meta["n_records"], meta))
+
+
+def iter_photon_hdf5(path: str | Path, chunk_records: int,
+                     timestamps_unit_s: float | None = None) -> Iterator[PhotonStream]:
+    """The first photon_data group as consecutive PhotonStreams of chunk_records photons (h5py
+    reads only each slice)."""
+    chunk_records = max(1, int(chunk_records))
+    with _opened(Path(path), timestamps_unit_s) as (group, meta):
+        for start in range(0, meta["n_records"], chunk_records):
+            stop = min(meta["n_records"], start + chunk_records)
+            piece = _piece(group, start, stop, meta)
+            piece.header = dict(piece.header, first_record=start)
+            yield piece
+
+
+def _piece(g, start: int, stop: int, meta: dict[str, Any]) -> PhotonStream:
+    ts = np.asarray(g["timestamps"][start:stop], dtype=np.int64)
+    det = np.asarray(g["detectors"][start:stop], dtype=np.int8) if "detectors" in g else \
+        np.zeros(ts.size, np.int8)
+    nano = meta["nanotimes_unit_s"]
+    nanot = np.asarray(g["nanotimes"][start:stop], dtype=np.int32) if nano else None
+    return PhotonStream(
+        channel=det, macrotime=ts, microtime=nanot, macrotime_resolution_s=meta["unit"],
+        microtime_resolution_s=nano, mode="T3" if nano else "T2",
+        record_type=meta["record_type"], n_records=int(ts.size), source=meta["source"],
+        header={"group": meta["group"]})
+
+
+@contextmanager
+def _opened(path: Path, timestamps_unit_s: float | None):
+    """(first photon_data group, metadata) of an open file; errors name the file."""
     import h5py
-    path = Path(path)
     if not path.is_file():
         raise PhotonFileError(f"{path}: no such file")
     try:
@@ -28,9 +63,6 @@ def read_photon_hdf5(path: str | Path, timestamps_unit_s: float | None = None) -
         g = f[groups[0]]
         if "timestamps" not in g:
             raise PhotonFileError(f"{path}: {groups[0]}/timestamps missing")
-        ts = np.asarray(g["timestamps"][...], dtype=np.int64)
-        det = np.asarray(g["detectors"][...], dtype=np.int8) if "detectors" in g else \
-            np.zeros(ts.size, np.int8)
         unit = None
         specs = g.get("timestamps_specs")
         if specs is not None and "timestamps_unit" in specs:
@@ -41,16 +73,13 @@ def read_photon_hdf5(path: str | Path, timestamps_unit_s: float | None = None) -
                                       "give the unit explicitly (timestamps_unit_s / "
                                       "--timestamps-unit)")
             unit = float(timestamps_unit_s)
-        nanot, nano_unit = None, None
+        nano_unit = None
         if "nanotimes" in g:
-            nanot = np.asarray(g["nanotimes"][...], dtype=np.int32)
             ns = g.get("nanotimes_specs")
             if ns is not None and "tcspc_unit" in ns:
                 nano_unit = float(ns["tcspc_unit"][()])
         version = f.attrs.get("format_version", b"")
         version = version.decode() if isinstance(version, bytes) else str(version)
-    return check_nonempty(PhotonStream(
-        channel=det, macrotime=ts, microtime=nanot if nano_unit else None,
-        macrotime_resolution_s=unit, microtime_resolution_s=nano_unit,
-        mode="T3" if nano_unit else "T2", record_type=f"Photon-HDF5 {version}".strip(),
-        n_records=int(ts.size), source=str(path), header={"group": groups[0]}))
+        yield g, {"unit": unit, "nanotimes_unit_s": nano_unit, "group": groups[0],
+                  "record_type": f"Photon-HDF5 {version}".strip(), "source": str(path),
+                  "n_records": int(g["timestamps"].shape[0])}
