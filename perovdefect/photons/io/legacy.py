@@ -18,8 +18,8 @@ import numpy as np
 from perovdefect.errors import PhotonFileError
 from perovdefect.photons.io.records import (HYDRAHARP_T2_V1, HYDRAHARP_T2_V2, HYDRAHARP_T3_V1,
                                             HYDRAHARP_T3_V2, PICOHARP_T2, PICOHARP_T3,
-                                            decode_records)
-from perovdefect.photons.stream import PhotonStream, check_nonempty
+                                            iter_streams_from_records, stream_from_records)
+from perovdefect.photons.stream import PhotonStream
 
 _TXT = [("Ident", "S16"), ("FormatVersion", "S6"), ("CreatorName", "S18"),
         ("CreatorVersion", "S12"), ("FileTime", "S18"), ("CRLF", "S2"), ("Comment", "S256")]
@@ -87,10 +87,7 @@ def read_legacy(path: str | Path, allow_truncated: bool = False) -> PhotonStream
     in which case the complete records present are decoded and the stream's header["warnings"]
     says so."""
     rec, layout, meta = open_legacy(path, allow_truncated)
-    fields = decode_records(rec, layout)
-    fields.pop("overflow_end")
-    meta["header"]["records_neither_photon_marker_nor_overflow"] = fields.pop("n_other")
-    return check_nonempty(PhotonStream(**fields, **meta))
+    return stream_from_records(rec, layout, meta)
 
 
 def iter_legacy(path: str | Path, chunk_records: int, allow_truncated: bool = False
@@ -98,15 +95,7 @@ def iter_legacy(path: str | Path, chunk_records: int, allow_truncated: bool = Fa
     """The file as consecutive PhotonStreams of chunk_records records each (memory-mapped;
     macrotimes absolute, overflows carried from piece to piece)."""
     rec, layout, meta = open_legacy(path, allow_truncated)
-    overflow = 0
-    chunk_records = max(1, int(chunk_records))
-    for start in range(0, rec.size, chunk_records):
-        piece = rec[start:start + chunk_records]
-        fields = decode_records(piece, layout, overflow_start=overflow)
-        overflow = fields.pop("overflow_end")
-        header = dict(meta["header"], first_record=start,
-                      records_neither_photon_marker_nor_overflow=fields.pop("n_other"))
-        yield PhotonStream(**fields, **dict(meta, n_records=int(piece.size), header=header))
+    yield from iter_streams_from_records(rec, layout, meta, chunk_records)
 
 
 def open_legacy(path: str | Path, allow_truncated: bool = False

@@ -20,7 +20,8 @@ from typing import Any, Literal
 import numpy as np
 
 from perovdefect.errors import PhotonFileError
-from perovdefect.photons.io.records import PTU_RECORD_LAYOUT, decode_records
+from perovdefect.photons.io.records import (PTU_RECORD_LAYOUT, iter_streams_from_records,
+                                            stream_from_records)
 from perovdefect.photons.stream import PhotonStream, check_nonempty
 
 CHUNK_RECORDS = 20_000_000
@@ -78,17 +79,17 @@ def read_ptu(path: str | Path, decoder: Literal["auto", "ptufile"] = "auto",
         meta = _checked_metadata(ptu, path)
         layout = _layout(ptu)
         n_records = meta["n_records"]
-        try:
-            if decoder == "ptufile" or layout is None:
+        ours = decoder == "auto" and layout is not None
+        try:  # errors inside ptufile (bad record size, decoder): name the file
+            if ours:
+                raw = ptu.read_records(memmap=n_records > MEMMAP_ABOVE_RECORDS)
+            else:
                 fields = _decode_with_ptufile(ptu, meta["mode"] == "T3", n_records,
                                               chunk_records)
-            else:
-                fields = decode_records(ptu.read_records(
-                    memmap=n_records > MEMMAP_ABOVE_RECORDS), layout)
-        except Exception as exc:  # decoder errors inside ptufile: name the file
+        except Exception as exc:
             raise PhotonFileError(f"{path}: cannot decode records ({exc})") from exc
-    meta["header"]["records_neither_photon_marker_nor_overflow"] = fields.pop("n_other", 0)
-    fields.pop("overflow_end", None)
+        if ours:
+            return stream_from_records(raw, layout, meta)
     return check_nonempty(PhotonStream(**fields, **meta))
 
 
@@ -98,22 +99,14 @@ def iter_ptu(path: str | Path, chunk_records: int = CHUNK_RECORDS) -> Iterator[P
     to piece); n_records is the piece's. Record types without a perovdefect layout are decoded
     whole by ptufile (one piece)."""
     path = Path(path)
-    chunk_records = max(1, int(chunk_records))
     with _open(path) as ptu:
         meta = _checked_metadata(ptu, path)
         layout = _layout(ptu)
         if layout is None:
             yield read_ptu(path)
             return
-        raw = ptu.read_records(memmap=True)
-        overflow = 0
-        for start in range(0, meta["n_records"], chunk_records):
-            piece = raw[start:start + chunk_records]
-            fields = decode_records(piece, layout, overflow_start=overflow)
-            overflow = fields.pop("overflow_end")
-            header = dict(meta["header"], first_record=start,
-                          records_neither_photon_marker_nor_overflow=fields.pop("n_other"))
-            yield PhotonStream(**fields, **dict(meta, n_records=int(piece.size), header=header))
+        yield from iter_streams_from_records(ptu.read_records(memmap=True), layout, meta,
+                                             chunk_records)
 
 
 def _decode_with_ptufile(ptu, t3: bool, n_records: int, chunk_records: int) -> dict:

@@ -21,8 +21,12 @@ or 5). None of these occur in the real files here, on which both decoders agree 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numba
 import numpy as np
+
+from perovdefect.photons.stream import PhotonStream, check_nonempty
 
 # layouts
 PICOHARP_T3 = 0
@@ -186,3 +190,27 @@ def decode_records(records: np.ndarray, layout: int, n_threads: int | None = Non
     out["n_other"] = records.size - n_ph - n_mk - n_ovf
     out["overflow_end"] = int(overflow_start) + int(counts[:, 2].sum())
     return out
+
+
+def stream_from_records(records: np.ndarray, layout: int, meta: dict) -> PhotonStream:
+    """All records of a file -> one PhotonStream (meta: its fields other than the photons;
+    the count of 'other' records goes into meta's header)."""
+    fields = decode_records(records, layout)
+    fields.pop("overflow_end")
+    meta["header"]["records_neither_photon_marker_nor_overflow"] = fields.pop("n_other")
+    return check_nonempty(PhotonStream(**fields, **meta))
+
+
+def iter_streams_from_records(records: np.ndarray, layout: int, meta: dict,
+                              chunk_records: int) -> Iterator[PhotonStream]:
+    """Consecutive PhotonStreams of chunk_records records each, the overflow time carried from
+    piece to piece (absolute macrotimes); n_records and header["first_record"] per piece."""
+    overflow = 0
+    chunk_records = max(1, int(chunk_records))
+    for start in range(0, records.size, chunk_records):
+        piece = records[start:start + chunk_records]
+        fields = decode_records(piece, layout, overflow_start=overflow)
+        overflow = fields.pop("overflow_end")
+        header = dict(meta["header"], first_record=start,
+                      records_neither_photon_marker_nor_overflow=fields.pop("n_other"))
+        yield PhotonStream(**fields, **dict(meta, n_records=int(piece.size), header=header))
