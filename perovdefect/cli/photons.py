@@ -20,13 +20,14 @@ def photons() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--allow-truncated", is_flag=True, help="Decode the records of a cut-short file.")
 @click.option("--timestamps-unit", type=float, help="Photon-HDF5 unit (s) when the file has none.")
-@click.option("--chunk-records", type=click.IntRange(min=1), default=20_000_000,
-              show_default=True, help="Records decoded at a time (memory bound for big files).")
+@click.option("--chunk-records", type=click.IntRange(min=1),
+              help="Records decoded at a time, the memory bound for big files [default: "
+                   "perovdefect.photons.io.CHUNK_RECORDS, 20 million].")
 def info(file: str, as_json: bool, allow_truncated: bool, timestamps_unit: float | None,
          chunk_records: int) -> None:
     """Record type, counts per channel, markers, overflows, resolutions, sync rate."""
-    from perovdefect.photons.io import info_by_pieces
-    d = info_by_pieces(file, chunk_records, timestamps_unit, allow_truncated)
+    from perovdefect.photons.io import CHUNK_RECORDS, info_by_pieces
+    d = info_by_pieces(file, chunk_records or CHUNK_RECORDS, timestamps_unit, allow_truncated)
     for w in d["warnings"]:
         click.echo(f"warning: {w}", err=True)
     if as_json:

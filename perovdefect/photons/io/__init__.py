@@ -11,6 +11,8 @@ from typing import Any
 from perovdefect.errors import PhotonFileError
 from perovdefect.photons.stream import PhotonStream
 
+CHUNK_RECORDS = 20_000_000  # records decoded at a time when a file is read piece by piece
+
 
 def _kind(path: Path) -> str:
     if not path.is_file():
@@ -28,7 +30,7 @@ def _kind(path: Path) -> str:
                           "PTU (PQTTTR), HT2/HT3, PT2/PT3 or Photon-HDF5")
 
 
-def iter_photons(path: str | Path, chunk_records: int = 20_000_000,
+def iter_photons(path: str | Path, chunk_records: int = CHUNK_RECORDS,
                  timestamps_unit_s: float | None = None,
                  allow_truncated: bool = False) -> Iterator[PhotonStream]:
     """Consecutive PhotonStreams of chunk_records records each, with absolute macrotimes (PTU
@@ -47,7 +49,7 @@ def iter_photons(path: str | Path, chunk_records: int = 20_000_000,
         yield from iter_photon_hdf5(path, chunk_records, timestamps_unit_s)
 
 
-def info_by_pieces(path: str | Path, chunk_records: int = 20_000_000,
+def info_by_pieces(path: str | Path, chunk_records: int = CHUNK_RECORDS,
                    timestamps_unit_s: float | None = None,
                    allow_truncated: bool = False) -> dict[str, Any]:
     """PhotonStream.info() of the whole file, summed piece by piece (bounded memory)."""

@@ -115,6 +115,24 @@ def open_legacy(path: str | Path, allow_truncated: bool = False
                           "HydraHarp (.ht2/.ht3) or PicoHarp (.pt2/.pt3)")
 
 
+def _tttr_mode(hdr, path: Path) -> int:
+    mode = int(hdr["MeasurementMode"])
+    if mode not in (2, 3):
+        raise PhotonFileError(f"{path}: measurement mode {mode} is not a TTTR mode (2 or 3)")
+    return mode
+
+
+def _records_and_meta(path: Path, hdr, offset: int, n_records: int, allow_truncated: bool,
+                      record_type: str, header: dict[str, Any]) -> tuple[np.ndarray, dict]:
+    """The records (memmap) and the PhotonStream fields both legacy headers share; a truncation
+    allowed by allow_truncated is noted in header["warnings"]."""
+    notes: list[str] = []
+    rec = _records(path, offset, n_records, allow_truncated, notes)
+    return rec, dict(record_type=record_type, n_records=int(rec.size),
+                     acquisition_time_s=float(hdr["Tacq"]) / 1e3, source=str(path),
+                     header=dict(header, warnings=notes))
+
+
 def _open_hydraharp(path: Path, allow_truncated: bool) -> tuple[np.ndarray, int, dict]:
     buf = path.open("rb").read(64 * 1024)
     hdr, off = _read_struct(buf, _HH_BIN, 0, path, "HydraHarp")
@@ -125,15 +143,10 @@ def _open_hydraharp(path: Path, allow_truncated: bool) -> tuple[np.ndarray, int,
     tt, off = _read_struct(buf, _HH_TT, off, path, "time-tagging")
     off += 4 * int(tt["ImgHdrSize"])
     version = hdr["FormatVersion"].rstrip(b"\0 ").decode(errors="replace")
-    mode = int(hdr["MeasurementMode"])
-    if mode not in (2, 3):
-        raise PhotonFileError(f"{path}: measurement mode {mode} is not a TTTR mode (2 or 3)")
-    notes: list[str] = []
-    rec = _records(path, off, int(tt["nRecords"]), allow_truncated, notes)
-    meta: dict[str, Any] = dict(
-        record_type=f"HydraHarp T{mode} (HT{mode} {version})", n_records=int(rec.size),
-        acquisition_time_s=float(hdr["Tacq"]) / 1e3, source=str(path),
-        header={"format_version": version, "input_channels": nch, "warnings": notes})
+    mode = _tttr_mode(hdr, path)
+    rec, meta = _records_and_meta(path, hdr, off, int(tt["nRecords"]), allow_truncated,
+                                  f"HydraHarp T{mode} (HT{mode} {version})",
+                                  {"format_version": version, "input_channels": nch})
     v1 = version.startswith("1")
     if mode == 3:
         sync = float(tt["SyncRate"])
@@ -151,15 +164,9 @@ def _open_picoharp(path: Path, allow_truncated: bool) -> tuple[np.ndarray, int, 
     buf = path.open("rb").read(64 * 1024)
     hdr, off = _read_struct(buf, _PH_BIN, 0, path, "PicoHarp")
     off += 4 * int(hdr["ImgHdrSize"])
-    mode = int(hdr["MeasurementMode"])
-    if mode not in (2, 3):
-        raise PhotonFileError(f"{path}: measurement mode {mode} is not a TTTR mode (2 or 3)")
-    notes: list[str] = []
-    rec = _records(path, off, int(hdr["nRecords"]), allow_truncated, notes)
-    meta: dict[str, Any] = dict(
-        record_type=f"PicoHarp T{mode} (PT{mode})", n_records=int(rec.size),
-        acquisition_time_s=float(hdr["Tacq"]) / 1e3, source=str(path),
-        header={"warnings": notes})
+    mode = _tttr_mode(hdr, path)
+    rec, meta = _records_and_meta(path, hdr, off, int(hdr["nRecords"]), allow_truncated,
+                                  f"PicoHarp T{mode} (PT{mode})", {})
     if mode == 3:
         sync = float(hdr["InpRate0"])
         meta.update(macrotime_resolution_s=1.0 / sync,

@@ -20,11 +20,11 @@ from typing import Any, Literal
 import numpy as np
 
 from perovdefect.errors import PhotonFileError
+from perovdefect.photons.io import CHUNK_RECORDS
 from perovdefect.photons.io.records import (PTU_RECORD_LAYOUT, iter_streams_from_records,
                                             stream_from_records)
 from perovdefect.photons.stream import PhotonStream, check_nonempty
 
-CHUNK_RECORDS = 20_000_000
 MEMMAP_ABOVE_RECORDS = 50_000_000
 
 
