@@ -7,8 +7,8 @@ import json
 import pytest
 
 from perovdefect.calcs.protocol import Protocol, ladder
-from perovdefect.calcs.qe import write_pw_input
-from perovdefect.calcs.vasp import write_vasp_inputs
+from perovdefect.calcs.qe.inputs import write_pw_input
+from perovdefect.calcs.vasp.inputs import write_vasp_inputs
 from perovdefect.errors import ProtocolError
 from perovdefect.structures import build_cluster, build_vacancies
 
@@ -23,8 +23,8 @@ def test_protocol_validation_and_properties():
     assert hse.aexx == 0.25 and hse.screening == 0.2 and hse.is_hybrid
     assert Protocol(functional="PBE0").screening == 0.0
     assert Protocol(functional="HSE06", exact_exchange_fraction=0.43).aexx == 0.43
-    with pytest.raises(ProtocolError, match="noncollinear"):
-        Protocol(soc=True, magmom_per_atom=1.0, noncollinear_magmom=False)
+    with pytest.raises(ProtocolError, match="code setting|settings"):
+        Protocol.from_dict({"functional": "PBE", "mode": "pw"})  # a GPAW setting, not physics
     with pytest.raises(ProtocolError, match="unknown functional"):
         Protocol(functional="B3LYPX")
     with pytest.raises(ProtocolError, match=r"\[0, 1\]"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from perovdefect.calcs.gpaw_backend import gpaw_available, run_gpaw
+from perovdefect.calcs.gpaw import gpaw_available, run_gpaw
 from perovdefect.calcs.protocol import Protocol
 from perovdefect.levels import find_in_gap_states
 from perovdefect.parsers import ElectronicStructure, parse
@@ -18,7 +18,8 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not gpaw_available(), reason="GPAW not installed "
                                  "(pip install 'perovdefect[gpaw]')")]
 
-LCAO = Protocol(mode="lcao", basis="dzp", grid_spacing_A=0.25)
+PBE = Protocol()
+LCAO = {"mode": "lcao", "basis": "dzp", "grid_spacing_A": 0.25}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,11 @@ def runs(tmp_path_factory):
     for kind in ("pbbr6-octahedron", "cs4pbbr6-molecule"):
         for vac in (False, True):
             rec = build_cluster(kind, vacancy=vac, padding_A=4.5)
-            out[(kind, vac)] = (rec, run_gpaw(rec, LCAO, root / f"{kind}_{int(vac)}"))
+            out[(kind, vac)] = (rec, run_gpaw(rec, PBE, root / f"{kind}_{int(vac)}", **LCAO))
+    # the [PbBr5] model in charge -1 (one electron more than V_Br^0)
+    host = out[("pbbr6-octahedron", False)][0]
+    rec = build_cluster("pbbr6-octahedron", vacancy=True, padding_A=4.5, charge=host.charge - 1)
+    out[("pbbr6-octahedron", "q-1")] = (rec, run_gpaw(rec, PBE, root / "pbbr5_qm1", **LCAO))
     return out
 
 
@@ -45,12 +50,12 @@ def test_vacancy_cluster_has_in_gap_state(runs, kind):
     assert vac.nspins == 2  # odd electron count -> spin-polarised
     levels = find_in_gap_states(host, vac)
     assert levels.in_gap_states, f"no in-gap state for {kind}"
-    occupied = [s for s in levels.in_gap_states if s["occupation"] > 0.5]
+    occupied = [s for s in levels.in_gap_states if s.occupation > 0.5]
     assert occupied, "the extra electron of V_Br^0 should occupy an in-gap state"
     for s in levels.in_gap_states:
-        assert 0 < s["energy_above_vbm_eV"] < levels.host_gap_eV
-        assert 0 < s["ipr"] <= 1
-        assert sum(s["character"].values()) + s["outside_weight"] == pytest.approx(1, abs=0.01)
+        assert 0 < s.energy_above_vbm_eV < levels.host_gap_eV
+        assert 0 < s.ipr <= 1
+        assert sum(s.character.values()) + s.outside_weight == pytest.approx(1, abs=0.01)
 
 
 def test_molecule_pbe_gap_and_mid_gap_level(runs):
@@ -58,36 +63,76 @@ def test_molecule_pbe_gap_and_mid_gap_level(runs):
     _, vac = runs[("cs4pbbr6-molecule", True)]
     assert 2.6 < host.gap_eV < 3.2  # PBE LCAO dzp: 2.91 eV here (seed PW: 2.75 eV)
     levels = find_in_gap_states(host, vac)
-    occupied = [s for s in levels.in_gap_states if s["occupation"] > 0.5]
+    occupied = [s for s in levels.in_gap_states if s.occupation > 0.5 and s.kind == "defect"]
     # the seed measured ~2.1 eV (PBE) above the pristine HOMO for the occupied V_Br state
-    assert 1.8 < occupied[0]["energy_above_vbm_eV"] < 2.8
+    assert 1.8 < occupied[0].energy_above_vbm_eV < 2.8
     # the pristine molecule's LUMO is Cs-6s-like, not Pb-6p (as measured for the seed)
-    lumo = [b for b in host.band_localization if b["occupation"] < 0.5][0]
-    assert lumo["character"]["Cs"] > lumo["character"]["Pb"]
+    lumo = [b for b in host.band_localization if b.occupation < 0.5][0]
+    assert lumo.character["Cs"] > lumo.character["Pb"]
+
+
+@pytest.mark.parametrize("charge", [True, "q-1"])
+def test_pbbr5_defect_states_told_from_br_host_states(runs, charge):
+    """Issue 12: the [PbBr5] V_Br model in charges 0 and -1 had 6 (q=0) and 15 (q=-1) Br-p
+    states listed as in-gap states. Now: at most two defect states per spin, the Pb-6p state
+    among them (q=0); the Br-like states near the host VBM are not defect states. The isolated
+    [PbBr6]4- / [PbBr5]4-,5- anions are unbound (HOMO above the vacuum level): flagged."""
+    _, host = runs[("pbbr6-octahedron", False)]
+    _, vac = runs[("pbbr6-octahedron", charge)]
+    levels = find_in_gap_states(host, vac)
+    assert levels.unbound and host.vbm_eV > host.vacuum_level_eV
+    for spin in (0, 1):
+        defect = [s for s in levels.in_gap_states if s.kind == "defect" and s.spin == spin]
+        assert len(defect) <= 2, [(s.energy_above_vbm_eV, s.character) for s in defect]
+    br_like = [s for s in levels.in_gap_states
+               if max(s.character, key=s.character.get) == "Br" and s.occupation > 0.5]
+    assert br_like and all(s.kind == "perturbed_host" for s in br_like)
+    pb_states = [s for s in levels.defect_states if max(s.character, key=s.character.get) == "Pb"]
+    if charge is True:  # V_Br^0: its extra electron sits in the Pb-6p state, deep in the gap
+        assert pb_states and pb_states[0].occupation > 0.5
+        assert levels.verdict.pl_transition_eV == pb_states[0].transition_eV
+    assert levels.defect_states == pb_states  # nothing else is called a defect state
 
 
 def test_rerun_is_skipped_by_hash(runs, tmp_path):
     rec, doc = runs[("pbbr6-octahedron", False)]
-    first = run_gpaw(rec, LCAO, tmp_path / "again")
+    first = run_gpaw(rec, PBE, tmp_path / "again", **LCAO)
     mtime = (tmp_path / "again" / "result.json").stat().st_mtime
-    second = run_gpaw(rec, LCAO, tmp_path / "again")
+    second = run_gpaw(rec, PBE, tmp_path / "again", **LCAO)
     assert (tmp_path / "again" / "result.json").stat().st_mtime == mtime
     assert second.gap_eV == first.gap_eV == pytest.approx(doc.gap_eV, abs=1e-6)
 
 
-def test_hse06_and_soc_steps_run_for_real(tmp_path):
+def test_hse06_soc_ladder_reuses_one_ground_state(tmp_path):
+    """The hse06-soc ladder (PBE -> HSE06 -> HSE06+SOC, PW) as three durable steps: the PBE
+    step's ground state is computed once and loaded by the next two; the SOC step reuses the
+    HSE06 eigenvalues. The reloaded state reproduces the PBE step exactly."""
+    from perovdefect.calcs import get_backend, ladder
     rec = build_cluster("cs4pbbr6-molecule", padding_A=4.0)
-    doc = run_gpaw(rec, Protocol(mode="pw", cutoff_eV=300, functional="HSE06", soc=True),
-                   tmp_path)
+    backend = get_backend("gpaw", mode="pw")
+    previous, docs = None, {}
+    for step in ladder("hse06-soc", relax=False, cutoff_eV=300):
+        docs[step.name], skipped = backend.execute(rec, step, tmp_path / step.name, {},
+                                                   previous)
+        assert not skipped
+        previous = tmp_path / step.name
+    pbe, hse, doc = docs["pbe"], docs["hse06"], docs["hse06-soc"]
+    assert "ground state reused" in (tmp_path / "hse06" / "run.log").read_text()
+    soc_log = (tmp_path / "hse06-soc" / "run.log").read_text()
+    assert "ground state reused" in soc_log and "HSE06 eigenvalues reused" in soc_log
+    assert not (tmp_path / "hse06-soc" / "gs.gpw").exists()  # no second ground state
+    again = ElectronicStructure.from_json(tmp_path / "hse06" / "result_pbe.json")
+    assert again.gap_eV == pytest.approx(pbe.gap_eV, abs=1e-6)
+    assert ElectronicStructure.from_json(tmp_path / "hse06-soc" / "result_hse06.json"
+                                         ).gap_eV == pytest.approx(hse.gap_eV, abs=1e-6)
     assert doc.functional == "HSE06" and doc.soc and doc.exact_exchange_fraction == 0.25
-    pbe = ElectronicStructure.from_json(tmp_path / "result_pbe.json")
-    hse = ElectronicStructure.from_json(tmp_path / "result_hse06.json")
-    assert pbe.functional == "PBE" and not hse.soc
+    from ase.units import Bohr
+    assert doc.screening_inv_A == pytest.approx(0.11 / Bohr, abs=1e-3)  # GPAW's HSE06
     # hybrid opens the gap (seed: PBE 2.75 -> HSE06 3.51 eV); SOC does not raise it
     assert hse.gap_eV > pbe.gap_eV + 0.4
     assert doc.gap_eV <= hse.gap_eV + 0.02
     assert 3.0 < doc.gap_eV < 4.2
-    assert parse(tmp_path).gap_eV == doc.gap_eV  # the run directory parses to the same doc
+    assert parse(tmp_path / "hse06-soc").gap_eV == doc.gap_eV  # the run dir parses the same
 
 
 def test_br2_nsc_hse06_agrees_with_self_consistent():

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from perovdefect.calcs.gpaw_backend import gpaw_available
+from perovdefect.calcs.gpaw import gpaw_available
 from perovdefect.errors import CampaignError
 from perovdefect.workflows.spec import load_campaign
 from tests.conftest import run_cli
@@ -30,7 +30,7 @@ GPAW_CAMPAIGN = {
     "name": "vbr-clusters", "code": "gpaw", "tier": "pbe", "relax": False, "pl_nm": 518,
     "models": [{"compound": "Cs4PbBr6", "model": "cluster", "cluster": "pbbr6-octahedron",
                 "padding_A": 4.0, "charges": [0, -1]}],
-    "protocol": {"mode": "lcao", "grid_spacing_A": 0.25}}
+    "settings": {"mode": "lcao", "grid_spacing_A": 0.25}}
 
 needs_gpaw = pytest.mark.skipif(not gpaw_available(), reason="GPAW not installed")
 
@@ -55,9 +55,13 @@ def test_campaign_validation_errors(tmp_path):
                         ({"models": [{"colour": "red"}]}, "colour"),
                         ({"protocol": {"functional": "HSE06"}}, "ladder tier"),
                         ({"protocol": {"cutoff_eV": -5}}, "cutoff"),
-                        ({"code": "castep"}, "code"),
+                        ({"code": "castep"}, "unknown code 'castep'"),
                         ({"name": "has space"}, "name"),
-                        ({"code": "qe"}, "pseudopotentials")]:
+                        ({"code": "qe", "settings": {}}, "pseudopotentials"),
+                        ({"settings": {"mode": "pw", "basis_set": "x"}}, "basis_set"),
+                        ({"tier": "hse06"}, "plane-wave mode"),
+                        ({"protocol": {"mode": "lcao"}}, "code setting now"),
+                        ({"pseudopotentials": {"Br": "Br.UPF"}}, "moved under settings")]:
         data = {**GPAW_CAMPAIGN, **change}
         with pytest.raises(CampaignError, match=msg):
             load_campaign(write_yaml(tmp_path / "c.yaml", data))

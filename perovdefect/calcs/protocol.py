@@ -1,9 +1,14 @@
-"""A small, validated description of one calculation, shared by every backend, and the ladder
-relax (PBE) -> static (PBE) -> HSE06 -> HSE06+SOC (or the cheaper SOC correction)."""
+"""The code-independent physics of one calculation step, shared by every backend, and the ladder
+relax (PBE) -> static (PBE) -> HSE06 -> HSE06+SOC (or the cheaper SOC correction).
+
+Only quantities every code understands live here (functional with its exact-exchange fraction
+and screening, SOC, task, charge, spin, cutoff, k-points). How a code realises them (GPAW's mode
+and basis, VASP's MAGMOM, QE's pseudopotentials) belongs to that code's backend settings; each
+backend honours every field here or refuses it with a ProtocolError (Backend.check)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from perovdefect.errors import ProtocolError
@@ -23,8 +28,8 @@ class Protocol:
 
     functional: PBE, HSE06 or PBE0; exact_exchange_fraction / screening_inv_A override the
     hybrid's defaults. soc: spin-orbit coupling (noncollinear). task: relax or static.
-    mode (GPAW only): lcao or pw. charge: net charge (e); spin_polarized: collinear spin;
-    magmom_per_atom: initial collinear moment (mu_B) -- not allowed with SOC (use noncollinear).
+    charge: net charge (e); spin_polarized: collinear spin (forced on for odd electron counts
+    by the backends).
     """
 
     name: str = "static"
@@ -38,21 +43,12 @@ class Protocol:
     kpoint_density_inv_A: float | None = None
     charge: int = 0
     spin_polarized: bool = False
-    magmom_per_atom: float | None = None
-    noncollinear_magmom: bool = True
-    mode: str = "lcao"
-    basis: str = "dzp"
-    grid_spacing_A: float = 0.22
-    hybrid_mode: str = "nsc"  # GPAW: non-self-consistent hybrid eigenvalues on a PBE state
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.functional not in FUNCTIONALS:
             raise ProtocolError(f"unknown functional {self.functional!r}; known: {FUNCTIONALS}")
         if self.task not in ("relax", "static"):
             raise ProtocolError(f"task must be relax or static, got {self.task!r}")
-        if self.mode not in ("lcao", "pw"):
-            raise ProtocolError(f"mode must be lcao or pw, got {self.mode!r}")
         if self.cutoff_eV <= 0:
             raise ProtocolError("cutoff_eV must be positive")
         if self.kpoints is not None and (len(self.kpoints) != 3 or min(self.kpoints) < 1):
@@ -66,13 +62,8 @@ class Protocol:
             raise ProtocolError(f"exact_exchange_fraction must be in [0, 1], got {aexx}")
         if self.functional == "PBE" and (aexx not in (None, 0) or self.screening_inv_A):
             raise ProtocolError("exact-exchange settings given for a PBE protocol")
-        if self.soc and self.magmom_per_atom and not self.noncollinear_magmom:
-            raise ProtocolError("SOC needs a noncollinear magnetic moment; a collinear MAGMOM "
-                                "was given (set noncollinear_magmom=True or drop the moment)")
         if self.functional in HYBRIDS and self.task == "relax":
             raise ProtocolError("hybrid relaxations are not part of the ladder; relax with PBE")
-        if self.hybrid_mode not in ("nsc", "scf"):
-            raise ProtocolError("hybrid_mode must be nsc or scf")
 
     @property
     def is_hybrid(self) -> bool:
@@ -114,7 +105,10 @@ class Protocol:
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
-            raise ProtocolError(f"unknown protocol fields: {sorted(unknown)}")
+            raise ProtocolError(f"unknown protocol fields: {sorted(unknown)} (the protocol holds "
+                                f"only code-independent physics: {sorted(known)}; code-specific "
+                                "choices such as mode, basis or MAGMOM go in the campaign's "
+                                "`settings:`, which the backend validates)")
         d = dict(d)
         if d.get("kpoints") is not None:
             d["kpoints"] = tuple(int(k) for k in d["kpoints"])

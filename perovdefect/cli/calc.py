@@ -38,23 +38,29 @@ def parse(path: str, as_json: bool, full: bool, projections: bool) -> None:
 @click.option("--pl-nm", type=float, help="Measured PL peak (nm).")
 @click.option("--pl-spectrum", type=click.Path(), help="PL spectrum CSV (nm, intensity) to fit.")
 @click.option("--peak-model", type=click.Choice(["gaussian", "voigt"]), default="gaussian")
-@click.option("--alignment", type=click.Choice(["auto", "vacuum", "deep_level", "none"]),
-              default="auto", show_default=True)
+@click.option("--alignment", type=click.Choice(["auto", "vacuum", "potential", "deep_level",
+                                               "none"]), default="auto", show_default=True,
+              help="auto: vacuum level for clusters, electrostatic potential for periodic "
+                   "cells, the deepest eigenvalue only as a fallback (warned).")
+@click.option("--allow-mixed", is_flag=True, help="Compare a host and a defect of different "
+              "codes or levels of theory (refused otherwise); the document says so.")
 @click.option("--json", "as_json", is_flag=True)
 def levels(host: str, defect: str, pl_nm: float | None, pl_spectrum: str | None,
-           peak_model: str, alignment: str, as_json: bool) -> None:
-    """Host band edges and the defect's in-gap states, optionally against a measured PL."""
+           peak_model: str, alignment: str, allow_mixed: bool, as_json: bool) -> None:
+    """Host band edges and the defect's in-gap states (each classified as defect, perturbed
+    host or delocalised), optionally against a measured PL."""
     from perovdefect.levels import (compare_with_pl, find_in_gap_states, fit_pl_spectrum,
                                     read_spectrum)
     from perovdefect.parsers import parse as parse_path
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = find_in_gap_states(parse_path(host), parse_path(defect), alignment)
+        result = find_in_gap_states(parse_path(host), parse_path(defect), alignment,
+                                    allow_mixed=allow_mixed)
     peak = None
     if pl_spectrum:
         wl, y = read_spectrum(pl_spectrum)
         peak = fit_pl_spectrum(wl, y, peak_model, source=pl_spectrum)
-    if pl_nm or peak:
+    if (pl_nm or peak) and result.transitions_eV:
         result.pl_comparison = compare_with_pl(result.transitions_eV, pl_nm, peak)
     if as_json:
         echo_json(result.to_dict())
@@ -65,14 +71,16 @@ def levels(host: str, defect: str, pl_nm: float | None, pl_spectrum: str | None,
     if not result.in_gap_states:
         click.echo("no in-gap states")
     for s in result.in_gap_states:
-        extra = f", IPR {s['ipr']:.2f} {s['character']}" if "ipr" in s else ""
-        click.echo(f"  spin {s['spin']} band {s['band']}: VBM + {s['energy_above_vbm_eV']:.3f} "
-                   f"eV, occupation {s['occupation']:.2f}, transition {s['transition_eV']:.3f} eV "
-                   f"({s['transition_nm']:.0f} nm){extra}")
+        extra = f", IPR {s.ipr:.2f} {s.character}" if s.ipr is not None else ""
+        click.echo(f"  {s.kind:14s} spin {s.spin} band {s.band}: VBM + "
+                   f"{s.energy_above_vbm_eV:.3f} eV, occupation {s.occupation:.2f}, transition "
+                   f"{s.transition_eV:.3f} eV ({s.transition_nm:.0f} nm){extra}")
+    if result.verdict:
+        click.echo(f"verdict: {result.verdict.text}")
     if result.pl_comparison:
         c = result.pl_comparison
-        click.echo(f"PL {c['pl_nm']:.1f} nm = {c['pl_eV']:.3f} eV; closest transition "
-                   f"deviates {c['closest']['deviation_eV']:+.3f} eV" if c["closest"] else
-                   f"PL {c['pl_nm']:.1f} nm: no transitions to compare")
+        click.echo(f"PL {c.pl_nm:.1f} nm = {c.pl_eV:.3f} eV; closest defect transition "
+                   f"deviates {c.closest.deviation_eV:+.3f} eV" if c.closest else
+                   f"PL {c.pl_nm:.1f} nm: no defect transitions to compare")
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)

@@ -11,7 +11,9 @@ import click
 @click.option("--tier", type=click.Choice(["pbe", "hse06-soc"]), default="pbe",
               show_default=True, help="hse06-soc adds non-self-consistent HSE06 and SOC (PW).")
 @click.option("--quick", is_flag=True, help="Shorter photon recordings (4 s instead of 10 s).")
-def demo(out: str, tier: str, quick: bool) -> None:
+@click.option("--no-dft", is_flag=True, help="Skip the calculations (for machines without the "
+              "local code); photons, PL and the report still run.")
+def demo(out: str, tier: str, quick: bool, no_dft: bool) -> None:
     """Cluster models -> FireWorks campaign (GPAW) -> in-gap state -> simulated single-particle
     TCSPC power series -> analysis -> joint report (DIR/report.html, DIR/summary.json)."""
     from rich.console import Console
@@ -35,7 +37,8 @@ def demo(out: str, tier: str, quick: bool) -> None:
             state["bar"].stop()
 
     try:
-        summary = run_demo(out, tier, quick, log=console.print, progress=progress)
+        summary = run_demo(out, tier, quick, log=console.print, progress=progress,
+                           dft=not no_dft)
     finally:
         if "bar" in state:
             state["bar"].stop()

@@ -10,6 +10,8 @@ import click
               "`campaign collect` JSON, or a MongoDB my_launchpad.yaml.")
 @click.option("--host", type=click.Path(), help="Host output (any code) instead of a campaign.")
 @click.option("--defect", "defects", multiple=True, type=click.Path(), help="Defect output(s).")
+@click.option("--allow-mixed", is_flag=True, help="Allow a host and defects of different codes "
+              "or levels of theory (stated in the report).")
 @click.option("--photons", "photon_files", multiple=True, type=click.Path(),
               help="PhotonStats JSON or raw TCSPC files (repeat the option).")
 @click.option("--excitation-N", "excitation", help="Comma-separated <N> per photon file.")
@@ -21,9 +23,10 @@ import click
               help="Compound for the experimental-gap comparison.")
 @click.option("--title", default="perovdefect joint report", show_default=True)
 @click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False))
-def report(campaign, host, defects, photon_files, excitation, background_cps, pl_csv, pl_model,
+def report(campaign, host, defects, allow_mixed, photon_files, excitation, background_cps, pl_csv, pl_model,
            absorption, compound, title, out) -> None:
-    """Computed defect levels beside measured PL and photon statistics, in one HTML report."""
+    """Computed defect levels beside measured PL and photon statistics, in one HTML report.
+    --campaign accepts a `campaign collect` JSON, which needs no FireWorks."""
     from pathlib import Path
 
     from perovdefect.errors import ReportError
@@ -35,9 +38,9 @@ def report(campaign, host, defects, photon_files, excitation, background_cps, pl
     if pl_csv:
         wl, y = read_spectrum(pl_csv)
         peak = fit_pl_spectrum(wl, y, pl_model, source=pl_csv)
-        inputs.pl = (wl, y, peak.to_dict())
+        inputs.pl = (wl, y, peak)
         inputs.input_files.append(Path(pl_csv))
-    pl_nm = inputs.pl[2]["center_nm"] if inputs.pl else None
+    pl_nm = inputs.pl[2].center_nm if inputs.pl else None
     if campaign:
         results = load_campaign_results(campaign)
         inputs.analyses, inputs.steps = results["analyses"], results["steps"]
@@ -47,7 +50,7 @@ def report(campaign, host, defects, photon_files, excitation, background_cps, pl
     elif host:
         if not defects:
             raise ReportError("--host needs at least one --defect")
-        inputs.analyses = analyses_from_documents(host, list(defects), pl_nm)
+        inputs.analyses = analyses_from_documents(host, list(defects), pl_nm, allow_mixed)
         inputs.input_files += [Path(host), *map(Path, defects)]
     if absorption:
         inputs.absorption = read_spectrum(absorption)

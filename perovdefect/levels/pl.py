@@ -3,7 +3,6 @@ compare computed transitions with the peak."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +11,13 @@ from scipy.optimize import curve_fit
 from scipy.special import voigt_profile
 
 from perovdefect.errors import AnalysisError
+from perovdefect.documents import Document, Part
 from perovdefect.units import ev_to_nm, fwhm_nm_to_meV, nm_to_ev
 
 SIGMA_TO_FWHM = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
-@dataclass
-class PLPeak:
+class PLPeak(Document):
     """A fitted PL peak: centre (nm, eV), FWHM (nm, meV), amplitude (input units)."""
 
     model: str
@@ -30,8 +29,24 @@ class PLPeak:
     center_err_nm: float | None = None
     source: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+
+class TransitionDeviation(Part):
+    """One computed transition against the measured PL peak."""
+
+    transition_eV: float
+    transition_nm: float
+    deviation_eV: float
+    deviation_nm: float
+
+
+class PLComparison(Part):
+    """Computed transitions against a measured PL peak (eV, nm, meV)."""
+
+    pl_nm: float
+    pl_eV: float
+    pl_fwhm_meV: float | None = None
+    transitions: list[TransitionDeviation] = []
+    closest: TransitionDeviation | None = None
 
 
 def read_spectrum(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
@@ -104,7 +119,7 @@ def fit_pl_spectrum(wavelength_nm: np.ndarray, intensity: np.ndarray, model: str
 
 
 def compare_with_pl(transitions_eV: list[float], pl_nm: float | None = None,
-                    peak: PLPeak | None = None) -> dict[str, Any]:
+                    peak: PLPeak | None = None) -> PLComparison:
     """Deviation of each computed transition from a measured PL energy (eV and nm)."""
     if peak is not None:
         pl_nm = peak.center_nm
@@ -115,5 +130,6 @@ def compare_with_pl(transitions_eV: list[float], pl_nm: float | None = None,
              "deviation_eV": round(t - pl_eV, 4),
              "deviation_nm": round(float(ev_to_nm(t)) - pl_nm, 1)} for t in transitions_eV if t > 0]
     best = min(rows, key=lambda r: abs(r["deviation_eV"])) if rows else None
-    return {"pl_nm": round(pl_nm, 2), "pl_eV": round(pl_eV, 4),
-            "pl_fwhm_meV": peak.fwhm_meV if peak else None, "transitions": rows, "closest": best}
+    return PLComparison(pl_nm=round(pl_nm, 2), pl_eV=round(pl_eV, 4),
+                        pl_fwhm_meV=peak.fwhm_meV if peak else None, transitions=rows,
+                        closest=best)

@@ -2,6 +2,7 @@
 
 from perovdefect.report.build import (ReportInputs, analyses_from_documents, build_report,
                                       load_campaign_results, load_photon_stats)
+from perovdefect.report.model import ReportModel
 
-__all__ = ["ReportInputs", "analyses_from_documents", "build_report", "load_campaign_results",
-           "load_photon_stats"]
+__all__ = ["ReportInputs", "ReportModel", "analyses_from_documents", "build_report",
+           "load_campaign_results", "load_photon_stats"]

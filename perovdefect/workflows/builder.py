@@ -45,7 +45,7 @@ def model_key(spec: CampaignSpec, model: ModelSpec) -> str:
     """Identity of a model's workflow: the same campaign settings never submit twice."""
     payload = json.dumps({"code": spec.code, "tier": spec.tier, "relax": spec.relax,
                           "protocol": spec.protocol, "model": model.model_dump(),
-                          "pseudopotentials": spec.pseudopotentials}, sort_keys=True)
+                          "settings": spec.settings}, sort_keys=True)
     digest = hashlib.sha256(payload.encode()).hexdigest()[:12]
     return f"{spec.name}/{model.label}/{digest}"
 
@@ -61,13 +61,18 @@ def model_workflow(spec: CampaignSpec, model: ModelSpec, runs_root: Path) -> Wor
         steps = ladder(spec.tier, charge=rec.charge, relax=spec.relax, **spec.protocol)
         final_step = steps[-1].name
         parent = None
+        previous = None
         for protocol in steps:
             info = {"campaign": spec.name, "model": model.label, "label": label, "role": role,
                     "charge": rec.charge - host.charge if role == "defect" else 0,
                     "step": protocol.name, "key": key}
+            run_dir = str(base / label / protocol.name)
+            # `previous`: the last step's directory on the same structure, which a backend
+            # may reuse (a ground state); never after a relaxation (the geometry changed)
             task = RunStepTask(structure=record_to_dict(rec), protocol=protocol.as_dict(),
-                               code=spec.code, run_dir=str(base / label / protocol.name),
-                               info=info, pseudopotentials=spec.pseudopotentials)
+                               code=spec.code, settings=spec.settings, run_dir=run_dir,
+                               info=info, previous=previous)
+            previous = run_dir if protocol.task == "static" else None
             fw = Firework([task], name=f"{spec.name}/{model.label}/{label}/{protocol.name}",
                           spec={"_perovdefect": info}, parents=[parent] if parent else None)
             fws.append(fw)

@@ -10,7 +10,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from perovdefect.calcs.protocol import LADDERS, Protocol
+from perovdefect.calcs.backend import get_backend
+from perovdefect.calcs.protocol import LADDERS, Protocol, ladder
 from perovdefect.errors import CampaignError, ProtocolError
 
 
@@ -71,14 +72,32 @@ class CampaignSpec(_Strict):
     """A whole campaign: models x defects x charges, each through the ladder tier with one code."""
 
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
-    code: Literal["gpaw", "vasp", "qe"] = "gpaw"
+    #: a registered backend (perovdefect.calcs.backend.available_backends())
+    code: str = Field(..., min_length=1)
     tier: str = "pbe"
     relax: bool = False
     models: list[ModelSpec] = Field(..., min_length=1)
+    #: code-independent physics (perovdefect.calcs.Protocol fields)
     protocol: dict[str, Any] = {}
+    #: the code's own settings over its defaults (validated by its backend)
+    settings: dict[str, Any] = {}
     resources: Resources = Resources()
-    pl_nm: float | None = Field(None, gt=0)
-    pseudopotentials: dict[str, str] = {}
+    pl_nm: float | None = Field(None, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        """perovdefect 0.1 campaigns: say where code-specific keys went."""
+        if isinstance(data, dict):
+            if "pseudopotentials" in data:
+                raise ValueError("pseudopotentials moved under settings: (settings: "
+                                 "{pseudopotentials: {...}})")
+            moved = {"mode", "basis", "grid_spacing_A", "magmom_per_atom", "hybrid_mode",
+                     "noncollinear_magmom", "extra"} & set(data.get("protocol") or {})
+            if moved:
+                raise ValueError(f"protocol.{sorted(moved)[0]} is a code setting now: move "
+                                 f"{sorted(moved)} from protocol: to settings:")
+        return data
 
     @field_validator("tier")
     @classmethod
@@ -94,12 +113,11 @@ class CampaignSpec(_Strict):
             raise ValueError(f"protocol may not set {sorted(forbidden)}: the ladder tier does")
         try:
             Protocol.from_dict(self.protocol)
+            backend = get_backend(self.code, **self.settings)
+            for step in ladder(self.tier, relax=self.relax, **self.protocol):
+                backend.check(None, step)  # every step of the tier, before anything runs
         except (ProtocolError, TypeError) as exc:
-            raise ValueError(f"protocol: {exc}") from None
-        if self.code == "gpaw" and self.tier != "pbe" and self.protocol.get("mode", "lcao") != "pw":
-            raise ValueError("GPAW hybrid steps need protocol.mode: pw")
-        if self.code == "qe" and not self.pseudopotentials:
-            raise ValueError("code qe needs pseudopotentials: {element: file.UPF}")
+            raise ValueError(f"{exc}") from None
         return self
 
     def content_hash(self) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from fireworks import FiretaskBase, FWAction, explicit_serialize
@@ -28,31 +26,33 @@ def record_from_dict(d: dict) -> StructureRecord:
 
 @explicit_serialize
 class RunStepTask(FiretaskBase):
-    """Run one step (structure + protocol + code) in its run directory.
+    """Run one step (structure + protocol) with the campaign's backend in its run directory.
 
-    A relax step hands its relaxed structure to the children through update_spec; every step
-    pushes its result path to the analysis Firework (mod_spec _push)."""
+    The backend is looked up by name in the registry; resources (executables, cores) come from
+    the FireWorker's env. A relax step hands its relaxed structure to the children through
+    update_spec; every step pushes its result path to the analysis Firework (mod_spec _push)."""
 
     required_params = ["structure", "protocol", "code", "run_dir", "info"]
-    optional_params = ["pseudopotentials"]
+    optional_params = ["settings", "previous"]
 
     def run_task(self, fw_spec):
-        from perovdefect.workflows.runners import run_step
+        from perovdefect.calcs.backend import get_backend
         record = record_from_dict(self["structure"])
         relaxed_key = f"relaxed_{self['info']['label']}"
         if relaxed_key in fw_spec:
             record = record_from_dict(fw_spec[relaxed_key])
         protocol = Protocol.from_dict(self["protocol"])
-        env = dict(fw_spec.get("_fw_env", {}) or {})
+        backend = get_backend(self["code"], **(self.get("settings") or {}))
+        resources = dict(fw_spec.get("_fw_env", {}) or {})
         run_dir = Path(self["run_dir"])
-        doc, skipped = run_step(record, protocol, self["code"], run_dir, env,
-                                self.get("pseudopotentials"))
+        doc, skipped = backend.execute(record, protocol, run_dir, resources,
+                                       self.get("previous"))
         info = dict(self["info"])
         # update_spec reaches direct children only: pass an inherited relaxed structure on, so
         # the static, hybrid and SOC steps further down the chain all get it
         update = {relaxed_key: fw_spec[relaxed_key]} if relaxed_key in fw_spec else {}
         if protocol.task == "relax":
-            relaxed = _relaxed_record(record, run_dir)
+            relaxed = backend.relaxed_structure(run_dir, record)
             if relaxed is not None:
                 update[relaxed_key] = record_to_dict(relaxed)
         pushed = {**info, "path": str(run_dir / "result.json")}
@@ -61,35 +61,23 @@ class RunStepTask(FiretaskBase):
                         update_spec=update, mod_spec=[{"_push": {"perovdefect_results": pushed}}])
 
 
-def _relaxed_record(record: StructureRecord, run_dir: Path) -> StructureRecord | None:
-    import ase.io
-    for name, fmt in (("relaxed.extxyz", "extxyz"), ("CONTCAR", "vasp")):
-        if (run_dir / name).is_file():
-            atoms = ase.io.read(run_dir / name, format=fmt)
-            atoms.pbc = record.atoms.pbc
-            atoms.info = {}
-            return StructureRecord(atoms, dict(record.metadata))
-    return None
-
-
 @explicit_serialize
 class AnalyzeLevelsTask(FiretaskBase):
     """In-gap states of every defect charge state of a model against its host, at the final
-    step of the ladder; writes RUN_DIR/analysis.json."""
+    step of the ladder; writes RUN_DIR/analysis.json (a ModelAnalysis document)."""
 
     required_params = ["run_dir", "info", "final_step"]
     optional_params = ["pl_nm"]
 
     def run_task(self, fw_spec):
-        from perovdefect.workflows.analysis import analyze_model
+        from perovdefect.levels.model import analyze_model
         results = fw_spec.get("perovdefect_results", [])
-        out = analyze_model(results, self["final_step"], self.get("pl_nm"))
-        out.update(self["info"])
+        info = self["info"]
+        out = analyze_model(results, self["final_step"], self.get("pl_nm"),
+                            campaign=info.get("campaign"), model=info.get("model"))
         run_dir = Path(self["run_dir"])
         run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_dir / "analysis.json.tmp"
-        tmp.write_text(json.dumps(out, indent=1))
-        os.replace(tmp, run_dir / "analysis.json")
+        out.to_json(run_dir / "analysis.json", indent=1)
         return FWAction(stored_data={"analysis": str(run_dir / "analysis.json"),
-                                     "n_in_gap": {k: len(v["in_gap_states"])
-                                                  for k, v in out["defects"].items()}})
+                                     "n_in_gap": {k: len(v.in_gap_states)
+                                                  for k, v in out.defects.items()}})

@@ -1,4 +1,4 @@
-"""Quantum ESPRESSO backend: pw.x inputs through ASE, and a runner when pw.x exists.
+"""Quantum ESPRESSO inputs: pw.x inputs through ASE, and a runner when pw.x exists.
 
 Hybrids: input_dft='hse' (exx_fraction, screening_parameter in bohr^-1). SOC: noncolin +
 lspinorb, which needs fully relativistic pseudopotentials (UPF header has_so="T"); a scalar-
@@ -18,7 +18,7 @@ from ase.units import Bohr, Ry
 
 from perovdefect.calcs.protocol import Protocol
 from perovdefect.errors import ProtocolError
-from perovdefect.parsers.document import ElectronicStructure
+from perovdefect.calcs.document import ElectronicStructure
 from perovdefect.structures.record import StructureRecord
 
 
@@ -42,7 +42,8 @@ def is_fully_relativistic(upf: str | Path) -> bool:
 
 
 def pw_input_data(record: StructureRecord, protocol: Protocol,
-                  pseudo_dir: str | Path = ".") -> dict:
+                  pseudo_dir: str | Path = ".", conv_thr: float = 1e-7,
+                  mixing_beta: float = 0.3) -> dict:
     """The namelists for ase.io.espresso.write_espresso_in."""
     spin = protocol.spin_polarized or record.metadata.get("spin_multiplicity", 1) > 1
     system: dict = {"ecutwfc": protocol.cutoff_eV / Ry, "tot_charge": float(record.charge),
@@ -63,12 +64,15 @@ def pw_input_data(record: StructureRecord, protocol: Protocol,
     return {"control": {"calculation": "relax" if protocol.task == "relax" else "scf",
                         "prefix": "perovdefect", "pseudo_dir": str(pseudo_dir), "outdir": "tmp",
                         "tprnfor": True},
-            "system": system, "electrons": {"conv_thr": 1e-7, "mixing_beta": 0.3}}
+            "system": system, "electrons": {"conv_thr": conv_thr, "mixing_beta": mixing_beta}}
 
 
 def write_pw_input(record: StructureRecord, protocol: Protocol, directory: str | Path,
-                   pseudopotentials: dict[str, str], pseudo_dir: str | Path | None = None) -> Path:
-    """Write DIRECTORY/pw.in. `pseudopotentials` maps element -> UPF file name in pseudo_dir."""
+                   pseudopotentials: dict[str, str], pseudo_dir: str | Path | None = None,
+                   conv_thr: float = 1e-7, mixing_beta: float = 0.3) -> Path:
+    """Write DIRECTORY/pw.in. `pseudopotentials` maps element -> UPF file name in pseudo_dir.
+    k-points: the protocol's mesh or density (perovdefect.calcs.kpoints, as every backend)."""
+    from perovdefect.calcs.kpoints import monkhorst_pack
     import ase.io
     missing = set(record.atoms.get_chemical_symbols()) - set(pseudopotentials)
     if missing:
@@ -91,11 +95,12 @@ def write_pw_input(record: StructureRecord, protocol: Protocol, directory: str |
         moments = [0.0] * len(atoms)
         moments[0] = 1.0
         atoms.set_initial_magnetic_moments(moments)
-    kpts = protocol.kpoints or (1, 1, 1)
+    kpts = monkhorst_pack(record.atoms, protocol)
     path = directory / "pw.in"
     with open(path, "w") as fh:
         ase.io.write(fh, atoms, format="espresso-in",
-                     input_data=pw_input_data(record, protocol, pseudo_dir),
+                     input_data=pw_input_data(record, protocol, pseudo_dir, conv_thr,
+                                              mixing_beta),
                      pseudopotentials=pseudopotentials, kpts=tuple(kpts))
     return path
 
@@ -103,8 +108,8 @@ def write_pw_input(record: StructureRecord, protocol: Protocol, directory: str |
 def run_pw(directory: str | Path, pw_command: str | None = None,
            timeout_s: float | None = None) -> ElectronicStructure:
     """Run pw.x on DIRECTORY/pw.in (stdout to pw.out) and parse the result."""
-    from perovdefect.calcs.gpaw_backend import CalculationError
-    from perovdefect.parsers.qe import parse_pw_output
+    from perovdefect.calcs.backend import CalculationError
+    from perovdefect.calcs.qe.parse import parse_pw_output
     directory = Path(directory)
     cmd = (pw_command or os.environ.get("PEROVDEFECT_PW_CMD") or "pw.x").split()
     if shutil.which(cmd[0]) is None:

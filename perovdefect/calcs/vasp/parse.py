@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from perovdefect.errors import ParseError
-from perovdefect.parsers.document import ElectronicStructure, functional_from_parameters
+from perovdefect.calcs.document import (ElectronicStructure, StructureData, build_document,
+                                        functional_from_parameters)
 
 
 def parse_vasprun(path: str | Path, parse_projections: bool = False) -> ElectronicStructure:
@@ -39,11 +40,15 @@ def parse_vasprun(path: str | Path, parse_projections: bool = False) -> Electron
     soc = bool(p.get("LSORBIT", False)) or bool(p.get("LNONCOLLINEAR", False))
     nelect = p.get("NELECT")
     structure = run.final_structure
-    # charge = (sum of POTCAR ZVAL) - NELECT needs the licensed POTCARs; when PMG_VASP_PSP_DIR is
-    # configured pymatgen reads them, otherwise the charge stays unknown (None), never guessed
-    charge = _charge_from_potcars(run, nelect)
+    # charge = (sum of ZVAL) - NELECT: the valences come from vasprun.xml's own atominfo block
+    # (what VASP read from the POTCARs), else from a configured POTCAR library; otherwise the
+    # charge stays unknown (None), never guessed
+    charge = _charge_from_atominfo(path, nelect)
+    if charge is None:
+        charge = _charge_from_potcars(run, nelect)
     converged = bool(run.converged_electronic) and bool(run.converged_ionic)
-    doc = ElectronicStructure(
+    from pymatgen.io.ase import AseAtomsAdaptor
+    doc = build_document(
         code="vasp", functional=functional_from_parameters(lhfcalc, aexx, hfscreen,
                                                            p.get("GGA") or run.incar.get("GGA")),
         exact_exchange_fraction=aexx, screening_inv_A=hfscreen, soc=soc, converged=converged,
@@ -53,6 +58,7 @@ def parse_vasprun(path: str | Path, parse_projections: bool = False) -> Electron
         n_electrons=None if nelect is None else float(nelect), charge=charge,
         nspins=len(spins), is_cluster=False,
         formula=structure.composition.reduced_formula, source=str(path),
+        structure=StructureData.from_atoms(AseAtomsAdaptor.get_atoms(structure)),
         settings={"ENCUT": p.get("ENCUT"), "ISPIN": p.get("ISPIN"), "NBANDS": p.get("NBANDS"),
                   "kpoints": run.kpoints.kpts[0] if run.kpoints and run.kpoints.kpts else None,
                   "n_kpoints": len(run.actual_kpoints), "vasp_version": run.vasp_version,
@@ -64,6 +70,30 @@ def parse_vasprun(path: str | Path, parse_projections: bool = False) -> Electron
     if not converged:
         doc.warn_if_unconverged()
     return doc
+
+
+def _charge_from_atominfo(path: Path, nelect) -> float | None:
+    """(sum over atoms of the species' valence) - NELECT, from vasprun.xml's atominfo block
+    (<array name="atomtypes">: atomspertype, element, mass, valence, pseudopotential)."""
+    import gzip
+    import xml.etree.ElementTree as ET
+    if nelect is None:
+        return None
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            for _, elem in ET.iterparse(fh, events=("end",)):
+                if elem.tag == "array" and elem.get("name") == "atomtypes":
+                    fields = [f.text.strip() for f in elem.findall("field")]
+                    i_n, i_v = fields.index("atomspertype"), fields.index("valence")
+                    total = 0.0
+                    for rc in elem.find("set").findall("rc"):
+                        cols = [c.text.strip() for c in rc.findall("c")]
+                        total += int(cols[i_n]) * float(cols[i_v])
+                    return round(total - float(nelect), 6)
+    except (ET.ParseError, OSError, ValueError, AttributeError, IndexError):
+        return None  # no usable atominfo: fall back to the POTCAR library or None
+    return None
 
 
 def _charge_from_potcars(run, nelect) -> float | None:
@@ -107,7 +137,7 @@ def parse_outcar(path: str | Path) -> ElectronicStructure:
     import gzip
     import re
 
-    from perovdefect.parsers.ase_reader import read_ase_eigenvalues
+    from perovdefect.calcs.ase_reader import read_ase_eigenvalues
     path = Path(path)
     if not path.is_file():
         raise ParseError(f"{path}: no such file")
@@ -132,14 +162,15 @@ def parse_outcar(path: str | Path) -> ElectronicStructure:
     occ = occ_raw if (soc or nspins == 2) else occ_raw / 2.0
     nelect = tag("NELECT")
     converged = "aborting loop because EDIFF is reached" in text
-    doc = ElectronicStructure(
+    doc = build_document(
         code="vasp", functional=functional_from_parameters(lhfcalc, aexx, hfscreen, tag("GGA")),
         exact_exchange_fraction=aexx, screening_inv_A=hfscreen, soc=soc, converged=converged,
         total_energy_eV=float(atoms.get_potential_energy()), eigenvalues_eV=eig.tolist(),
         occupations=np.clip(occ, 0, 1).tolist(), kpoint_weights=weights.tolist(),
         fermi_level_eV=float(fermi),
         n_electrons=float(nelect) if nelect else None, charge=None, nspins=nspins,
-        formula=atoms.get_chemical_formula(mode="metal"), source=str(path))
+        formula=atoms.get_chemical_formula(mode="metal"), source=str(path),
+        structure=StructureData.from_atoms(atoms))
     if not converged:
         doc.warn_if_unconverged()
     return doc

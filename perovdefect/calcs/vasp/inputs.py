@@ -1,8 +1,9 @@
-"""VASP backend: input sets built on pymatgen's MP input sets, plus the executable choice.
+"""VASP inputs: input sets built on pymatgen's MP input sets, plus the executable choice.
 
 POTCARs are licensed. When pymatgen finds none (PMG_VASP_PSP_DIR unset), everything else is
-written and the POTCAR symbols go to POTCAR.spec with a note; a POTCAR is never faked. NELECT for
-charged cells is then computed from the ZVAL of the named POTCARs (POTCAR_ZVAL).
+written and pymatgen writes the POTCAR symbols to POTCAR.spec (its own potcar_spec mechanism); a
+POTCAR is never faked. NELECT for charged cells is then computed from the ZVAL of the named
+POTCARs (POTCAR_ZVAL).
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ def nelect(record: StructureRecord, charge: int) -> int:
     return sum(POTCAR_ZVAL[s] for s in record.atoms.get_chemical_symbols()) - int(charge)
 
 
-def incar_settings(record: StructureRecord, protocol: Protocol) -> dict[str, Any]:
-    """INCAR tags that the protocol implies (merged over pymatgen's MP defaults)."""
+def incar_settings(record: StructureRecord, protocol: Protocol,
+                   magmom_per_atom: float | None = None) -> dict[str, Any]:
+    """INCAR tags that the protocol implies (merged over pymatgen's MP defaults).
+    magmom_per_atom: initial moment (mu_B) on every atom, collinear or along z with SOC."""
     n_atoms = len(record.atoms)
     spin = protocol.spin_polarized or record.metadata.get("spin_multiplicity", 1) > 1
     tags: dict[str, Any] = {"ENCUT": protocol.cutoff_eV, "ISMEAR": 0, "SIGMA": 0.01,
@@ -64,8 +67,7 @@ def incar_settings(record: StructureRecord, protocol: Protocol) -> dict[str, Any
         tags["HFSCREEN"] = protocol.screening
     if protocol.charge:
         tags["NELECT"] = nelect(record, protocol.charge)
-    moment = protocol.magmom_per_atom if protocol.magmom_per_atom is not None else (
-        0.6 if spin else 0.0)
+    moment = magmom_per_atom if magmom_per_atom is not None else (0.6 if spin else 0.0)
     if protocol.soc:
         # noncollinear: a 3-vector per atom along z, no symmetry (ISYM=-1), twice the bands
         tags.update({"LSORBIT": True, "LNONCOLLINEAR": True, "ISYM": -1, "ISPIN": 2,
@@ -80,7 +82,10 @@ def incar_settings(record: StructureRecord, protocol: Protocol) -> dict[str, Any
 
 
 def write_vasp_inputs(record: StructureRecord, protocol: Protocol, directory: str | Path,
-                      user_incar: dict[str, Any] | None = None) -> VaspInputs:
+                      user_incar: dict[str, Any] | None = None,
+                      magmom_per_atom: float | None = None,
+                      potcar_symbols: dict[str, str] | None = None,
+                      potcar_functional: str = "PBE_54") -> VaspInputs:
     """Write INCAR, KPOINTS, POSCAR (and POTCAR when configured, else POTCAR.spec)."""
     from pymatgen.io.vasp import Kpoints
     from pymatgen.io.vasp.sets import MPRelaxSet, MPStaticSet
@@ -94,47 +99,36 @@ def write_vasp_inputs(record: StructureRecord, protocol: Protocol, directory: st
         periodic.pbc = True
         from pymatgen.io.ase import AseAtomsAdaptor
         structure = AseAtomsAdaptor.get_structure(periodic)
-    tags = incar_settings(record, protocol)
+    tags = incar_settings(record, protocol, magmom_per_atom)
     tags.update(user_incar or {})
     magmom = tags.pop("MAGMOM", None)  # pymatgen takes per-element moments; set ours below
-    gamma_only = record.is_cluster
-    if protocol.kpoints:
-        kpoints = Kpoints.gamma_automatic(protocol.kpoints)
-        gamma_only = tuple(protocol.kpoints) == (1, 1, 1)
-    elif gamma_only:
-        kpoints = Kpoints.gamma_automatic((1, 1, 1))
-    else:
-        density = protocol.kpoint_density_inv_A or 3.0
-        import numpy as np
-        lengths = structure.lattice.reciprocal_lattice.abc
-        kpoints = Kpoints.gamma_automatic(tuple(max(1, int(np.ceil(density * b / (2 * np.pi))))
-                                                for b in lengths))
-        gamma_only = tuple(kpoints.kpts[0]) == (1, 1, 1)
+    from perovdefect.calcs.kpoints import monkhorst_pack
+    mesh = monkhorst_pack(record.atoms, protocol)
+    kpoints = Kpoints.gamma_automatic(mesh)
+    gamma_only = mesh == (1, 1, 1)
     base = MPRelaxSet if protocol.task == "relax" else MPStaticSet
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         vis = base(structure, user_incar_settings=tags, user_kpoints_settings=kpoints,
-                   user_potcar_settings=POTCAR_SYMBOLS, user_potcar_functional="PBE_54")
+                   user_potcar_settings=potcar_symbols or POTCAR_SYMBOLS,
+                   user_potcar_functional=potcar_functional)
         incar = vis.incar
+        notes: list[str] = []
+        try:  # a real POTCAR when pymatgen has a POTCAR library (PMG_VASP_PSP_DIR)
+            vis.write_input(str(directory))
+            potcar_written = True
+        except Exception:  # none configured: POTCARs are licensed, never faked
+            vis.write_input(str(directory), potcar_spec=True)
+            potcar_written = False
+    symbols = list(vis.potcar_symbols)
+    if not potcar_written:
+        notes.append("no POTCAR library configured (set PMG_VASP_PSP_DIR): wrote POTCAR.spec "
+                     f"with {symbols}; NELECT computed from their ZVAL {POTCAR_ZVAL}")
     if magmom is None:
         incar.pop("MAGMOM", None)  # closed shell: no ferromagnetic default guess
     else:
         incar["MAGMOM"] = magmom
-    notes: list[str] = []
-    incar.write_file(directory / "INCAR")
-    kpoints.write_file(directory / "KPOINTS")
-    vis.poscar.write_file(directory / "POSCAR")
-    symbols = list(vis.potcar_symbols)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            vis.potcar.write_file(directory / "POTCAR")
-        potcar_written = True
-    except Exception:  # PMG_VASP_PSP_DIR not configured: POTCARs are licensed, never faked
-        potcar_written = False
-        (directory / "POTCAR.spec").write_text("\n".join(symbols) + "\n")
-        notes.append("no POTCAR library configured (set PMG_VASP_PSP_DIR): wrote POTCAR.spec "
-                     f"with {symbols}; NELECT computed from their ZVAL {POTCAR_ZVAL}")
+    incar.write_file(directory / "INCAR")  # pymatgen's INCAR with our MAGMOM decision
     exe = vasp_executable(protocol, gamma_only)
     (directory / "perovdefect_inputs.json").write_text(json.dumps(
         {"executable": exe, "protocol": protocol.as_dict(), "potcar_symbols": symbols,

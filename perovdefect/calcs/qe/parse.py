@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from perovdefect.errors import ParseError
-from perovdefect.parsers.document import ElectronicStructure
+from perovdefect.calcs.document import ElectronicStructure, StructureData, build_document
 
 
 # pw.x's XC index quadruple (iexch, icorr, igcx, igcc) -> functional name
@@ -28,7 +28,7 @@ def _functional(text: str) -> tuple[str | None, str]:
 def parse_pw_output(path: str | Path) -> ElectronicStructure:
     """Parse pw.x stdout. A run that stopped early (no 'JOB DONE', no final energy, no
     eigenvalues) raises ParseError naming the file; an SCF that did not converge is flagged."""
-    from perovdefect.parsers.ase_reader import read_ase_eigenvalues
+    from perovdefect.calcs.ase_reader import read_ase_eigenvalues
     path = Path(path)
     if not path.is_file():
         raise ParseError(f"{path}: no such file")
@@ -62,13 +62,14 @@ def parse_pw_output(path: str | Path) -> ElectronicStructure:
     hybrid = exx is not None
     screening = re.search(r"screening parameter\s*=\s*([\d.]+)", text)
     aexx = float(exx.group(1)) if hybrid else 0.0
-    omega = float(screening.group(1)) * 1.8897261 if (hybrid and screening) else 0.0  # bohr^-1
+    from ase.units import Bohr
+    omega = float(screening.group(1)) / Bohr if (hybrid and screening) else 0.0  # bohr^-1 -> 1/A
     if hybrid:
         functional = "HSE06" if (abs(aexx - 0.25) < 1e-6 and screening) else "PBE0"
     converged = "convergence NOT achieved" not in text and "convergence has been achieved" in text
     energy = re.findall(r"!\s+total energy\s+=\s+([-\d.]+)\s+Ry", text)
     from ase.units import Ry
-    doc = ElectronicStructure(
+    doc = build_document(
         code="qe", functional=functional, exact_exchange_fraction=aexx,
         screening_inv_A=round(omega, 4), soc=soc, converged=converged,
         total_energy_eV=float(energy[-1]) * Ry if energy else None,
@@ -76,7 +77,7 @@ def parse_pw_output(path: str | Path) -> ElectronicStructure:
         kpoint_weights=(weights / weights.sum()).tolist(),
         fermi_level_eV=None if fermi is None else float(np.mean(fermi)), n_electrons=nelec,
         charge=None, nspins=nspins, formula=atoms.get_chemical_formula(mode="metal"),
-        source=str(path), settings={"xc": xc_name})
+        source=str(path), settings={"xc": xc_name}, structure=StructureData.from_atoms(atoms))
     if not converged:
         doc.warn_if_unconverged()
     return doc
@@ -129,7 +130,7 @@ def parse_qe_xml(path: str | Path) -> ElectronicStructure:
     etot = text(out, "total_energy/etot")
     charge = text(root.find("input/bands"), "tot_charge") or text(root.find("input"),
                                                                     "bands/tot_charge")
-    doc = ElectronicStructure(
+    doc = build_document(
         code="qe", functional=functional, exact_exchange_fraction=aexx,
         screening_inv_A=round(omega, 4), soc=soc, converged=converged,
         total_energy_eV=float(etot) * Hartree if etot else None, eigenvalues_eV=eig.tolist(),

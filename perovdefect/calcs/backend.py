@@ -1,0 +1,219 @@
+"""The Backend contract every code implements, and the registry that finds them.
+
+A backend (in the spirit of custodian's Job and atomate2's Makers) turns one structure + one
+code-independent Protocol into a finished calculation in a run directory:
+
+    backend = get_backend("name", **overrides)    # code-specific settings, validated
+    backend.check(record, protocol)               # refuses what it cannot honour
+    doc = backend.execute(record, protocol, run_dir, resources)   # durable: never twice
+
+`execute` = write_inputs -> run -> parse, then the rundir marker (perovdefect.calcs.rundir); a
+finished step (same structure, protocol, code and settings) is returned without recomputing.
+Backends are found through the entry-point group ``perovdefect.backends``: a new code is one
+module and one line in pyproject.toml. Nothing outside perovdefect.calcs names a code.
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from perovdefect.calcs.document import ElectronicStructure
+from perovdefect.calcs.protocol import Protocol
+from perovdefect.errors import PerovDefectError, ProtocolError
+from perovdefect.structures.record import StructureRecord
+
+ENTRY_POINT_GROUP = "perovdefect.backends"
+
+#: Capability names a backend may declare.
+CAPABILITIES = ("hybrid", "soc", "relax", "constrained_occupations", "electrostatic_potential",
+                "run_here")
+
+
+class CalculationError(PerovDefectError):
+    """A backend run that failed; the message names the run directory and log."""
+
+
+class Backend(ABC):
+    """One electronic-structure code. Subclasses set `name`, `capabilities`, `calc_defaults`
+    (every setting the code accepts, with its default) and implement the four steps.
+
+    Resources (executables, cores) come from the worker at run time as a plain dict (the
+    FireWorker's env, e.g. my_fworker.yaml), never from the campaign."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[frozenset[str]] = frozenset()
+    calc_defaults: ClassVar[dict[str, Any]] = {}
+    #: file names this backend recognises as its outputs (for perovdefect.parsers.parse)
+    output_files: ClassVar[tuple[str, ...]] = ()
+    #: named settings bundles a caller may use without knowing the code's setting names:
+    #: "quick" (the cheapest useful semilocal run) and "hybrid" (what hybrid/SOC tiers need)
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"quick": {}, "hybrid": {}}
+    #: Python distributions the backend runs on (their versions go into reports)
+    packages: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """Why this backend cannot run a calculation on this machine now (None: it can)."""
+        return None if "run_here" in cls.capabilities else \
+            f"{cls.name} runs on the workers of a queue, not here"
+
+    def __init__(self, **overrides: Any) -> None:
+        unknown = sorted(set(overrides) - set(self.calc_defaults))
+        if unknown:
+            raise ProtocolError(f"{self.name}: unknown setting(s) {unknown}; known: "
+                                f"{sorted(self.calc_defaults)}")
+        self.settings: dict[str, Any] = {**copy.deepcopy(self.calc_defaults), **overrides}
+        self.validate_settings()
+
+    # -- the contract -------------------------------------------------------------------------
+    def validate_settings(self) -> None:
+        """Check the values of self.settings (types, ranges); raise ProtocolError naming one."""
+
+    def check(self, record: StructureRecord | None, protocol: Protocol) -> None:
+        """Refuse (ProtocolError) any protocol field this code cannot honour as asked."""
+        needs = {"hybrid": protocol.is_hybrid, "soc": protocol.soc,
+                 "relax": protocol.task == "relax"}
+        for cap, needed in needs.items():
+            if needed and cap not in self.capabilities:
+                raise ProtocolError(f"{self.name} cannot run {cap} steps "
+                                    f"({protocol.name}: {protocol.label})")
+
+    @abstractmethod
+    def write_inputs(self, record: StructureRecord, protocol: Protocol, directory: Path,
+                     previous: Path | None = None) -> None:
+        """Write the code's inputs into `directory`. `previous`: the run directory of the
+        previous ladder step on the same structure, which the backend may reuse."""
+
+    @abstractmethod
+    def run(self, directory: Path, resources: dict[str, Any], log: Callable | None = None
+            ) -> None:
+        """Run the code on the inputs in `directory`; raise CalculationError on failure."""
+
+    @abstractmethod
+    def parse(self, directory: Path) -> ElectronicStructure:
+        """The finished calculation in `directory` as an ElectronicStructure."""
+
+    def relaxed_structure(self, directory: Path, record: StructureRecord
+                          ) -> StructureRecord | None:
+        """The relaxed structure a relax step left in `directory` (None if there is none)."""
+        return None
+
+    @classmethod
+    def recognises(cls, path: Path) -> bool:
+        """True if `path` (a file) is an output this backend can parse."""
+        return path.name in cls.output_files
+
+    @classmethod
+    def parse_file(cls, path: Path, parse_projections: bool = False) -> ElectronicStructure:
+        """Parse one output file this backend recognises."""
+        raise ProtocolError(f"{cls.name} cannot parse {path}")
+
+    def effective_protocol(self, record: StructureRecord, protocol: Protocol) -> Protocol:
+        """The protocol the code actually runs: the record's charge, and collinear spin for an
+        odd electron count (what the step hash records)."""
+        if protocol.charge != record.charge:
+            protocol = protocol.with_(charge=record.charge)
+        if record.metadata.get("spin_multiplicity", 1) > 1 and not protocol.spin_polarized \
+                and not protocol.soc:
+            protocol = protocol.with_(spin_polarized=True)
+        return protocol
+
+    def describe(self, protocol: Protocol) -> dict[str, Any]:
+        """What a report shows of this step's settings (code-specific names stay here)."""
+        return {"code": self.name, **protocol.as_dict(), "settings": dict(self.settings)}
+
+    # -- durable execution, shared by every backend --------------------------------------------
+    def execute(self, record: StructureRecord, protocol: Protocol, run_dir: str | Path,
+                resources: dict[str, Any] | None = None, previous: str | Path | None = None,
+                log: Callable | None = None) -> tuple[ElectronicStructure, bool]:
+        """(result, skipped): run one step durably in `run_dir`.
+
+        A run directory holding a finished result for the same structure, protocol, code and
+        settings is returned as it is (skipped=True): nothing finished is ever run twice."""
+        from perovdefect.calcs.rundir import finished, mark_finished, step_digest
+        run_dir = Path(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        protocol = self.effective_protocol(record, protocol)
+        self.check(record, protocol)
+        digest = step_digest(record, protocol, self.name, self.settings)
+        done = finished(run_dir, digest)
+        if done is not None:
+            return done, True
+        (run_dir / "result.json").unlink(missing_ok=True)  # a stale result must not pass
+        self.write_inputs(record, protocol, run_dir, Path(previous) if previous else None)
+        self.run(run_dir, dict(resources or {}), log)
+        doc = self.parse(run_dir)
+        doc.settings.setdefault("step", self.describe(protocol))
+        mark_finished(run_dir, digest, doc, {"code": self.name, "protocol": protocol.as_dict(),
+                                             "settings": self.settings})
+        return doc, False
+
+
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available_backends() -> list[str]:
+    """Names of the registered backends (entry-point group perovdefect.backends)."""
+    return sorted(_entry_points())
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The Backend class registered under `name`."""
+    eps = _entry_points()
+    if name not in eps:
+        raise ProtocolError(f"unknown code {name!r}; registered backends: "
+                            f"{', '.join(sorted(eps)) or 'none'}")
+    try:
+        cls = eps[name].load()
+    except Exception as exc:  # a broken plug-in must not crash the caller with a traceback
+        raise ProtocolError(f"backend {name!r} ({eps[name].value}) cannot be loaded: "
+                            f"{type(exc).__name__}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise ProtocolError(f"backend {name!r} ({eps[name].value}) is not a Backend subclass")
+    return cls
+
+
+def get_backend(name: str, **overrides: Any) -> Backend:
+    """An instance of the backend `name` with its settings overridden (validated)."""
+    return backend_class(name)(**overrides)
+
+
+#: the code the embedded single-machine default (and the demo) runs calculations with
+LOCAL_BACKEND = "gpaw"
+
+
+def local_backend() -> type[Backend]:
+    """The backend of the embedded default; a ProtocolError says why it cannot run here."""
+    cls = backend_class(LOCAL_BACKEND)
+    reason = cls.unavailable_reason()
+    if reason:
+        raise ProtocolError(reason)
+    return cls
+
+
+def backend_packages() -> list[str]:
+    """Python distributions used by the registered backends (for provenance)."""
+    out: list[str] = []
+    for name in available_backends():
+        try:
+            out += [p for p in backend_class(name).packages if p not in out]
+        except ProtocolError:
+            continue
+    return out
+
+
+def backend_for_output(path: Path) -> type[Backend] | None:
+    """The registered backend that recognises the output file `path`, if any."""
+    for name in available_backends():
+        try:
+            cls = backend_class(name)
+        except ProtocolError:
+            continue
+        if cls.recognises(path):
+            return cls
+    return None

@@ -1,0 +1,206 @@
+"""GPAW backend: write a run directory and execute perovdefect.calcs.gpaw.runner in a subprocess
+(under mpiexec when GPAW has MPI and more than one core is present).
+
+Parallel choice (measured here on 2 cores): MPI ranks beat OpenBLAS threads ~2x for LCAO, so
+LCAO runs on min(cores, 2*k) ranks with one thread each. Plane-wave mode on several ranks needs a
+ScaLAPACK-enabled GPAW; without it PW runs on one rank with OpenBLAS threads.
+
+Ladder reuse: a plane-wave static step saves its ground state (gs.gpw); the following hybrid
+step on the same structure loads it instead of recomputing it, and saves its hybrid eigenvalues;
+the SOC step after it loads both. The reuse is keyed by a hash of everything the ground state
+depends on, so a changed structure or setting is recomputed, never silently reused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from ase.units import Bohr
+
+from perovdefect.calcs.backend import Backend, CalculationError
+from perovdefect.calcs.document import ElectronicStructure
+from perovdefect.calcs.protocol import Protocol
+from perovdefect.errors import ProtocolError
+from perovdefect.structures.record import StructureRecord
+
+#: GPAW's non-self-consistent hybrids (gpaw.hybrids.parse_name): exact-exchange fraction and
+#: screening (bohr^-1). GPAW cannot run other fractions or screenings.
+GPAW_HYBRIDS = {"HSE06": (0.25, 0.11), "PBE0": (0.25, 0.0)}
+
+
+def gpaw_available() -> bool:
+    """True when GPAW and its PAW setups can be imported."""
+    try:
+        import gpaw  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _has_mpi_and_scalapack() -> tuple[bool, bool]:
+    try:
+        import _gpaw
+    except ImportError:
+        return False, False
+    mpi = hasattr(_gpaw, "Communicator")
+    scalapack = any("blacs" in n.lower() for n in dir(_gpaw))
+    return mpi, scalapack
+
+
+def choose_parallel(mode: str, cores: int | None = None) -> tuple[int, int]:
+    """(MPI ranks, threads per rank) for GPAW `mode` (lcao/pw) on `cores` cores."""
+    cores = cores or os.cpu_count() or 1
+    mpi, scalapack = _has_mpi_and_scalapack()
+    if os.environ.get("PEROVDEFECT_GPAW_NPROCS"):
+        return int(os.environ["PEROVDEFECT_GPAW_NPROCS"]), 1
+    if not mpi or shutil.which("mpiexec") is None or cores < 2:
+        return 1, cores
+    if mode == "pw" and not scalapack:
+        return 1, cores
+    return cores, 1
+
+
+class GpawBackend(Backend):
+    """GPAW, run here. Settings: mode (lcao|pw), basis (LCAO), grid_spacing_A (LCAO real-space
+    grid, A), smearing_eV (Fermi-Dirac width), density_convergence, nbands (PW; None: GPAW's
+    default), magmom_per_atom (initial collinear moment on every atom, mu_B; default: 1 mu_B in
+    all for odd electron counts), relax_fmax_eV_per_A, relax_max_steps, localization_window_eV
+    (states this far below the HOMO and above the LUMO get their localisation computed)."""
+
+    name = "gpaw"
+    packages = ("gpaw", "gpaw-data")
+    capabilities = frozenset({"hybrid", "soc", "relax", "electrostatic_potential", "run_here"})
+    calc_defaults: dict[str, Any] = {
+        "mode": "lcao", "basis": "dzp", "grid_spacing_A": 0.22, "smearing_eV": 0.01,
+        "density_convergence": 1e-5, "nbands": None, "magmom_per_atom": None,
+        "relax_fmax_eV_per_A": 0.05, "relax_max_steps": 60, "localization_window_eV": 5.0}
+
+    presets = {"quick": {"mode": "lcao", "grid_spacing_A": 0.25}, "hybrid": {"mode": "pw"}}
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if not gpaw_available():
+            return ("GPAW is not installed, so no calculation can run here: install it with "
+                    "`pip install 'perovdefect[gpaw]'` (needs libxc-dev, libopenblas-dev and an "
+                    "MPI; scripts/setup.sh does it), or skip the DFT part (perovdefect demo "
+                    "--no-dft)")
+        return None
+
+    def validate_settings(self) -> None:
+        s = self.settings
+        if s["mode"] not in ("lcao", "pw"):
+            raise ProtocolError(f"gpaw setting mode must be lcao or pw, got {s['mode']!r}")
+        for key in ("grid_spacing_A", "smearing_eV", "density_convergence",
+                    "relax_fmax_eV_per_A", "localization_window_eV"):
+            if not isinstance(s[key], (int, float)) or not s[key] > 0:
+                raise ProtocolError(f"gpaw setting {key} must be a positive number, got "
+                                    f"{s[key]!r}")
+        for key in ("relax_max_steps",):
+            if not isinstance(s[key], int) or s[key] < 1:
+                raise ProtocolError(f"gpaw setting {key} must be a positive integer")
+
+    def check(self, record: StructureRecord | None, protocol: Protocol) -> None:
+        super().check(record, protocol)
+        if protocol.is_hybrid:
+            if self.settings["mode"] != "pw":
+                raise ProtocolError(f"GPAW hybrid steps ({protocol.name}) need the plane-wave "
+                                    "mode: set settings mode: pw")
+            self.hybrid_name(protocol)
+
+    @staticmethod
+    def hybrid_name(protocol: Protocol) -> str:
+        """GPAW's name for the protocol's hybrid, or a ProtocolError saying what GPAW can do."""
+        for name, (aexx, omega_bohr) in GPAW_HYBRIDS.items():
+            screening = omega_bohr / Bohr  # 1/A
+            # VASP's HSE06 (0.2/A) and libxc's (0.11/bohr = 0.208/A) are the same functional
+            if abs(protocol.aexx - aexx) < 1e-9 and abs(protocol.screening - screening) <= 0.011:
+                return name
+        raise ProtocolError(
+            f"GPAW cannot run a hybrid with exact-exchange fraction {protocol.aexx:g} and "
+            f"screening {protocol.screening:g}/A: its non-self-consistent hybrids are HSE06 "
+            "(0.25, 0.11/bohr = 0.208/A) and PBE0 (0.25, unscreened); use another code")
+
+    def effective_protocol(self, record: StructureRecord, protocol: Protocol) -> Protocol:
+        # GPAW runs SOC on top of a collinear (spin-polarised for odd counts) ground state
+        protocol = super().effective_protocol(record, protocol)
+        if record.metadata.get("spin_multiplicity", 1) > 1 and not protocol.spin_polarized:
+            protocol = protocol.with_(spin_polarized=True)
+        return protocol
+
+    def write_inputs(self, record: StructureRecord, protocol: Protocol, directory: Path,
+                     previous: Path | None = None) -> None:
+        from perovdefect.calcs.kpoints import monkhorst_pack
+        record.write(directory / "structure.extxyz")
+        job = {"protocol": protocol.as_dict(), "settings": self.settings,
+               "kpoints": list(monkhorst_pack(record.atoms, protocol)),
+               "hybrid": self.hybrid_name(protocol) if protocol.is_hybrid else None,
+               "structure": "structure.extxyz", "previous": str(previous) if previous else None,
+               "metadata": record.summary()}
+        (directory / "job.json").write_text(json.dumps(job, indent=1, default=str))
+
+    def run(self, directory: Path, resources: dict[str, Any], log: Callable | None = None
+            ) -> None:
+        reason = self.unavailable_reason()
+        if reason:
+            raise CalculationError(reason)
+        cores = resources.get("gpaw_cores")
+        ranks, threads = choose_parallel(self.settings["mode"], int(cores) if cores else None)
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+                   GPAW_MPI_BACKEND="cgpaw", OMPI_ALLOW_RUN_AS_ROOT="1",
+                   OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+        cmd = [sys.executable, "-m", "perovdefect.calcs.gpaw.runner", str(directory)]
+        if ranks > 1:
+            cmd = ["mpiexec", "-n", str(ranks), *cmd]
+        with open(directory / "run.log", "w") as fh:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    text=True, env=env)
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                fh.write(line)
+                fh.flush()
+                if log is not None and line.startswith("[perovdefect"):
+                    log(line.rstrip())
+            rc = proc.wait()
+        if rc != 0 or not (directory / "result.json").is_file():
+            tail = (directory / "run.log").read_text().strip().splitlines()[-5:]
+            raise CalculationError(f"GPAW run in {directory} failed (exit {rc}); last lines of "
+                                   f"run.log:\n  " + "\n  ".join(tail))
+
+    def parse(self, directory: Path) -> ElectronicStructure:
+        return ElectronicStructure.from_json(directory / "result.json")
+
+    def relaxed_structure(self, directory: Path, record: StructureRecord
+                          ) -> StructureRecord | None:
+        import ase.io
+        path = directory / "relaxed.extxyz"
+        if not path.is_file():
+            return None
+        atoms = ase.io.read(path, format="extxyz")
+        atoms.pbc = record.atoms.pbc
+        atoms.info = {}
+        return StructureRecord(atoms, dict(record.metadata))
+
+    def describe(self, protocol: Protocol) -> dict[str, Any]:
+        s = self.settings
+        return {"code": self.name, "functional": protocol.label,
+                "cutoff_eV": protocol.cutoff_eV if s["mode"] == "pw" else None,
+                "basis": s["basis"] if s["mode"] == "lcao" else f"PW {protocol.cutoff_eV:g} eV",
+                "kpoints": protocol.kpoints or protocol.kpoint_density_inv_A,
+                "settings": {"mode": s["mode"], "grid_spacing_A": s["grid_spacing_A"]
+                             if s["mode"] == "lcao" else None}}
+
+
+def run_gpaw(record: StructureRecord, protocol: Protocol, run_dir: str | Path,
+             cores: int | None = None, log=None, previous: str | Path | None = None,
+             **settings: Any) -> ElectronicStructure:
+    """Convenience: one durable GPAW step (settings as GpawBackend's), returns the result."""
+    backend = GpawBackend(**settings)
+    doc, _ = backend.execute(record, protocol, run_dir,
+                             {"gpaw_cores": cores} if cores else {}, previous, log)
+    return doc

@@ -1,0 +1,293 @@
+"""Executed as `[mpiexec -n N] python -m perovdefect.calcs.gpaw.runner RUN_DIR`.
+
+Reads RUN_DIR/job.json (protocol + structure file), runs GPAW and writes RUN_DIR/result.json
+(an ElectronicStructure) atomically from rank 0. Kept in its own process so that MPI, GPAW's
+memory and a crash stay away from the caller (a FireWorks worker, the CLI or a test).
+
+Ladder steps with GPAW:
+- PBE (LCAO or PW): the default GPAW calculator.
+- Hybrid (HSE06/PBE0): PW ground state from gpaw.old.calculator.GPAW, then
+  gpaw.hybrids.eigenvalues.non_self_consistent_eigenvalues. (Measured here: nsc hybrids on the new
+  default calculator shift occupied levels by ~4 eV; the old calculator agrees with QE.)
+- SOC: gpaw.spinorbit.soc_eigenstates, on top of the PBE or the hybrid eigenvalues.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from ase.units import Bohr
+
+
+def _log(msg: str) -> None:
+    from gpaw.mpi import world
+    if world.rank == 0:
+        print(f"[perovdefect {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def _calculator(p: dict, settings: dict, kpoints: list[int], atoms, txt: str, old: bool):
+    from gpaw.mpi import world
+    kw: dict = {"xc": "PBE", "txt": txt, "charge": p["charge"],
+                "occupations": {"name": "fermi-dirac", "width": settings["smearing_eV"]},
+                "convergence": {"density": settings["density_convergence"]}}
+    if settings["mode"] == "pw":
+        from gpaw import PW
+        kw["mode"] = PW(p["cutoff_eV"])
+        if settings.get("nbands"):
+            kw["nbands"] = settings["nbands"]
+    else:
+        kw.update(mode="lcao", basis=settings["basis"], h=settings["grid_spacing_A"],
+                  nbands="nao")
+    if any(atoms.pbc) and tuple(kpoints) != (1, 1, 1):
+        kw["kpts"] = {"size": tuple(kpoints), "gamma": True}
+    if p["spin_polarized"]:
+        kw["spinpol"] = True
+    if world.size > 1 and (p["soc"] or settings["mode"] == "pw"):
+        # SOC after a spin-polarised run under MPI needs domain (not k-point) parallelisation;
+        # PW ground states are kept in that layout so a later SOC step can reuse them
+        kw["parallel"] = {"kpt": 1, "domain": world.size}
+    if old:
+        from gpaw.old.calculator import GPAW
+    else:
+        from gpaw import GPAW
+    return GPAW(**kw)
+
+
+def _ground_state_key(p: dict, settings: dict, kpoints: list[int], atoms) -> str:
+    """Hash of everything a ground state depends on (not the functional of later steps)."""
+    import hashlib
+    payload = json.dumps({"symbols": atoms.get_chemical_symbols(),
+                          "positions": atoms.positions.round(6).tolist(),
+                          "cell": atoms.cell.array.round(6).tolist(), "pbc": atoms.pbc.tolist(),
+                          "charge": p["charge"], "spin": p["spin_polarized"],
+                          "cutoff": p["cutoff_eV"], "kpoints": list(kpoints),
+                          "settings": {k: settings[k] for k in ("mode", "basis", "grid_spacing_A",
+                                                                "smearing_eV", "nbands",
+                                                                "density_convergence",
+                                                                "magmom_per_atom")}},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _reusable(previous: str | None, key: str) -> dict | None:
+    """The ground_state.json of the previous ladder step if it holds the same ground state."""
+    if not previous:
+        return None
+    info_file = Path(previous) / "ground_state.json"
+    if not info_file.is_file():
+        return None
+    info = json.loads(info_file.read_text())
+    if info.get("key") != key or not Path(info.get("gpw", "")).is_file():
+        return None
+    return info
+
+
+def _planar_potential(calc, atoms) -> dict | None:
+    """Planar averages (eV) of the electrostatic potential along each cell vector (periodic
+    cells: the input of the FNV correction and of the potential alignment)."""
+    if not any(atoms.pbc):
+        return None
+    try:
+        v = np.asarray(calc.get_electrostatic_potential())
+    except Exception:  # not every calculator flavour offers it; the potential is optional
+        return None
+    return {"averages_eV": [v.mean(axis=(1, 2)).tolist(), v.mean(axis=(0, 2)).tolist(),
+                            v.mean(axis=(0, 1)).tolist()],
+            "cell_A": atoms.cell.array.tolist(), "convention": "electron"}
+
+
+def _fermi_level(calc) -> float | None:
+    """Fermi level (eV); None where GPAW reports one per spin (fixed magnetic moment)."""
+    try:
+        return float(np.mean(calc.get_fermi_level()))
+    except Exception:  # fixed-moment runs raise; the level is informational only
+        return None
+
+
+def _vacuum_level(calc, atoms) -> float | None:
+    """Electrostatic potential (eV) averaged over the outermost grid planes of a cluster box."""
+    if any(atoms.pbc):
+        return None
+    try:
+        v = calc.get_electrostatic_potential()
+    except Exception:  # not every calculator flavour offers it; the level is optional
+        return None
+    faces = np.concatenate([v[0].ravel(), v[-1].ravel(), v[:, 0].ravel(), v[:, -1].ravel(),
+                            v[:, :, 0].ravel(), v[:, :, -1].ravel()])
+    return float(faces.mean())
+
+
+def _localization(calc, atoms, eps: np.ndarray, occ: np.ndarray, window_eV: float
+                  ) -> list[dict]:
+    """Atom-resolved weights and IPR of the states within `window_eV` below the HOMO and above
+    the LUMO of each spin (Gamma): every state that can fall into a host's gap."""
+    from perovdefect.calcs.localization import atom_labels_for_grid, atom_weights, character, ipr
+    if any(atoms.pbc):
+        return []
+    out = []
+    labels = None
+    symbols = atoms.get_chemical_symbols()
+    nspins = eps.shape[0]
+    for s in range(nspins):
+        homo = int(np.nonzero(occ[s, 0] > 0.5)[0].max())
+        lumo_e = eps[s, 0, homo + 1] if homo + 1 < eps.shape[2] else eps[s, 0, homo]
+        near = (eps[s, 0] >= eps[s, 0, homo] - window_eV) & (eps[s, 0] <= lumo_e + window_eV)
+        for n in np.nonzero(near)[0]:
+            n = int(n)
+            psi = calc.get_pseudo_wave_function(band=n, kpt=0, spin=s, pad=True)
+            if labels is None:
+                labels = atom_labels_for_grid(atoms.positions, atoms.cell.array, psi.shape)
+            w = atom_weights(np.abs(psi) ** 2, labels, len(atoms))
+            out.append({"spin": s, "k": 0, "band": n, "energy_eV": float(eps[s, 0, n]),
+                        "occupation": float(occ[s, 0, n]), "ipr": round(ipr(w), 4),
+                        "character": character(w, symbols),
+                        # density farther than the cutoff from every atom (diffuse states)
+                        "outside_weight": round(float(1.0 - w.sum()), 4)})
+    return out
+
+
+def run(run_dir: Path) -> None:
+    import ase.io
+    from gpaw.mpi import world
+
+    job = json.loads((run_dir / "job.json").read_text())
+    p, settings, kpoints = job["protocol"], job["settings"], job["kpoints"]
+    atoms = ase.io.read(run_dir / job["structure"], format="extxyz")
+    if p["spin_polarized"]:
+        per_atom = settings.get("magmom_per_atom")
+        # every atom alike (as VASP's MAGMOM); default: 1 mu_B in all for an odd count
+        atoms.set_initial_magnetic_moments(np.full(len(atoms), per_atom if per_atom is not None
+                                                   else 1.0 / len(atoms)))
+    hybrid = job.get("hybrid")
+    pw = settings["mode"] == "pw"
+    t0 = time.time()
+    key = _ground_state_key(p, settings, kpoints, atoms)
+    reuse = _reusable(job.get("previous"), key) if p["task"] == "static" and pw else None
+    if reuse is not None:
+        from gpaw.old.calculator import GPAW as OldGPAW
+        kw = {"txt": str(run_dir / "gpaw.txt")}
+        if world.size > 1:
+            kw["parallel"] = {"kpt": 1, "domain": world.size}
+        calc = OldGPAW(reuse["gpw"], **kw)
+        atoms = calc.get_atoms()
+        converged = True
+        _log(f"ground state reused from {reuse['gpw']}")
+    else:
+        # plane waves: gpaw.old's calculator, whose ground state the nsc hybrids need
+        calc = _calculator(p, settings, kpoints, atoms, str(run_dir / "gpaw.txt"), old=pw)
+        atoms.calc = calc
+        if p["task"] == "relax":
+            from ase.optimize import BFGS
+            _log(f"PBE relaxation (BFGS, fmax {settings['relax_fmax_eV_per_A']} eV/A)")
+            opt = BFGS(atoms, logfile=str(run_dir / "relax.log") if world.rank == 0 else None)
+            converged = bool(opt.run(fmax=settings["relax_fmax_eV_per_A"],
+                                     steps=settings["relax_max_steps"]))
+            if world.rank == 0:
+                ase.io.write(run_dir / "relaxed.extxyz", atoms, format="extxyz")
+        else:
+            converged = True
+    energy = float(atoms.get_potential_energy())
+    _log(f"{settings['mode'].upper()} PBE ground state E = {energy:.4f} eV "
+         f"({time.time() - t0:.1f} s)")
+    ground_state = dict(reuse or {}, key=key)
+    if reuse is None and pw and p["task"] == "static":
+        calc.write(str(run_dir / "gs.gpw"), mode="all")
+        ground_state = {"key": key, "gpw": str(run_dir / "gs.gpw")}
+    nspins = calc.get_number_of_spins()
+    nk = len(calc.get_ibz_k_points())
+    eps = np.array([[calc.get_eigenvalues(kpt=k, spin=s) for k in range(nk)]
+                    for s in range(nspins)])
+    weights = np.asarray(calc.get_k_point_weights())
+    occ = np.array([[calc.get_occupation_numbers(kpt=k, spin=s) / weights[k]
+                     for k in range(nk)] for s in range(nspins)])
+    occ = occ / (2.0 / nspins)  # 0..1 per state
+    localization = _localization(calc, atoms, eps, occ, settings["localization_window_eV"])
+    vacuum = _vacuum_level(calc, atoms)
+    n_electrons = float(calc.get_number_of_electrons())
+    common = dict(calc=calc, atoms=atoms, p=p, settings=settings, energy=energy,
+                  converged=converged, vacuum=vacuum, n_electrons=n_electrons, run_dir=run_dir,
+                  t0=t0, potential=_planar_potential(calc, atoms))
+    functional, aexx, omega = "PBE", 0.0, 0.0
+    if hybrid:
+        # the PBE eigenvalues of the same ground state come for free: keep them
+        _write_doc("result_pbe.json", eps, occ, weights, "PBE", 0.0, 0.0, False,
+                   localization, **common)
+        from gpaw.hybrids import parse_name
+        _, aexx, omega_bohr, _ = parse_name(hybrid)
+        omega = omega_bohr / Bohr  # 1/A
+        saved = Path(reuse["hybrid_eigenvalues"]) if reuse and reuse.get("hybrid") == hybrid \
+            and reuse.get("hybrid_eigenvalues") else None
+        if saved is not None and saved.is_file():
+            eps = np.load(saved)["eps"]
+            _log(f"{hybrid} eigenvalues reused from {saved}")
+        else:
+            from gpaw.hybrids.eigenvalues import non_self_consistent_eigenvalues
+            _log(f"non-self-consistent {hybrid} eigenvalues")
+            e_dft, v_dft, v_hyb = non_self_consistent_eigenvalues(calc, hybrid)
+            eps = e_dft - v_dft + v_hyb
+            if world.rank == 0:
+                np.savez(run_dir / "hybrid_eigenvalues.npz", eps=eps)
+            ground_state.update(hybrid=hybrid,
+                                hybrid_eigenvalues=str(run_dir / "hybrid_eigenvalues.npz"))
+        functional = hybrid
+        for item in localization:
+            item["energy_eV"] = float(eps[item["spin"], item["k"], item["band"]])
+        _log(f"{hybrid} done ({time.time() - t0:.1f} s)")
+        if p["soc"]:
+            _write_doc(f"result_{hybrid.lower()}.json", eps, occ, weights, functional, aexx,
+                       omega, False, localization, **common)
+    if world.rank == 0 and "gpw" in ground_state:
+        (run_dir / "ground_state.json").write_text(json.dumps(ground_state))
+    if p["soc"]:
+        from gpaw.spinorbit import soc_eigenstates
+        _log("spin-orbit coupling (second variation)")
+        soc = soc_eigenstates(calc, eigenvalues=eps if hybrid else None)
+        e_soc = soc.eigenvalues()  # (nbzk, 2 * nbands)
+        # aufbau filling of spinors: one electron each, n_electrons per k-point
+        order = np.argsort(e_soc, axis=1)
+        occ_soc = np.zeros_like(e_soc)
+        n_fill = int(round(n_electrons))
+        for k in range(e_soc.shape[0]):
+            occ_soc[k, order[k, :n_fill]] = 1.0
+        eps, occ = e_soc[None], occ_soc[None]
+        weights = np.full(e_soc.shape[0], 1.0 / e_soc.shape[0])
+        localization = []  # spinor localisation is not computed; see the collinear step
+        _log(f"SOC done ({time.time() - t0:.1f} s)")
+    doc = _write_doc("result.json", eps, occ, weights, functional, aexx, omega, bool(p["soc"]),
+                     localization, **common)
+    if doc is not None:
+        _log(f"gap {doc.gap_eV:.3f} eV, result.json written ({time.time() - t0:.1f} s)")
+
+
+def _write_doc(name, eps, occ, weights, functional, aexx, omega, soc, localization, *, calc,
+               atoms, p, settings, energy, converged, vacuum, n_electrons, run_dir, t0,
+               potential):
+    """Write one ElectronicStructure from rank 0 (atomically); returns it there, else None."""
+    from gpaw.mpi import world
+
+    from perovdefect.calcs.document import StructureData, build_document
+    if world.rank != 0:
+        return None
+    doc = build_document(
+        code="gpaw", functional=functional, exact_exchange_fraction=aexx,
+        screening_inv_A=round(omega, 4), soc=soc, converged=converged,
+        total_energy_eV=energy, eigenvalues_eV=np.asarray(eps).tolist(),
+        occupations=np.asarray(occ).tolist(), kpoint_weights=np.asarray(weights).tolist(),
+        fermi_level_eV=_fermi_level(calc), n_electrons=n_electrons, charge=float(p["charge"]),
+        nspins=int(np.asarray(eps).shape[0]), vacuum_level_eV=vacuum,
+        is_cluster=not any(atoms.pbc), formula=atoms.get_chemical_formula(mode="metal"),
+        source=str(run_dir / name), band_localization=localization,
+        structure=StructureData.from_atoms(atoms), planar_potential=potential,
+        settings={"protocol": p, "gpaw": settings, "gpaw_processes": world.size,
+                  "hybrid": "non-self-consistent (gpaw.old.calculator ground state)"
+                  if functional != "PBE" else None, "wall_time_s": round(time.time() - t0, 1)})
+    doc.to_json(run_dir / name)
+    return doc
+
+
+if __name__ == "__main__":
+    run(Path(sys.argv[1]))

@@ -1,0 +1,133 @@
+"""VASP backend: pymatgen input sets, VASP under custodian (its error handlers and validator),
+vasprun.xml / OUTCAR parsing. VASP itself is licensed and is never installed by perovdefect;
+the executables come from the worker (my_fworker.yaml: vasp_cmd, vasp_ncl_cmd, vasp_gam_cmd)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+from typing import Any, Callable
+
+from perovdefect.calcs.backend import Backend, CalculationError
+from perovdefect.calcs.document import ElectronicStructure
+from perovdefect.calcs.protocol import Protocol
+from perovdefect.errors import ParseError, ProtocolError
+from perovdefect.structures.electrons import POTCAR_SYMBOLS
+from perovdefect.structures.record import StructureRecord
+
+#: worker-env key for each executable
+ENV_KEYS = {"vasp_std": "vasp_cmd", "vasp_ncl": "vasp_ncl_cmd", "vasp_gam": "vasp_gam_cmd"}
+
+
+class VaspBackend(Backend):
+    """VASP through pymatgen (inputs) and custodian (runs).
+
+    Settings: incar (INCAR tags over the protocol's, e.g. {"NCORE": 8}), magmom_per_atom
+    (initial moment, mu_B, on every atom; along z with SOC), potcar_symbols ({element: POTCAR}),
+    potcar_functional (pymatgen's name, PBE_54), max_errors (custodian)."""
+
+    name = "vasp"
+    packages = ("pymatgen", "custodian")
+    capabilities = frozenset({"hybrid", "soc", "relax"})
+    calc_defaults = {"incar": {}, "magmom_per_atom": None, "potcar_symbols": dict(POTCAR_SYMBOLS),
+                     "potcar_functional": "PBE_54", "max_errors": 5}
+    output_files = ("vasprun.xml", "vasprun.xml.gz", "OUTCAR", "OUTCAR.gz")
+
+    def validate_settings(self) -> None:
+        s = self.settings
+        if not isinstance(s["incar"], dict):
+            raise ProtocolError("vasp setting incar must be a mapping of INCAR tags")
+        protected = {"LHFCALC", "AEXX", "HFSCREEN", "LSORBIT", "NELECT", "ENCUT"} & {
+            k.upper() for k in s["incar"]}
+        if protected:
+            raise ProtocolError(f"vasp setting incar may not set {sorted(protected)}: the "
+                                "protocol does (functional, soc, charge, cutoff_eV)")
+        if not isinstance(s["max_errors"], int) or s["max_errors"] < 1:
+            raise ProtocolError("vasp setting max_errors must be a positive integer")
+
+    def write_inputs(self, record: StructureRecord, protocol: Protocol, directory: Path,
+                     previous: Path | None = None) -> None:
+        from perovdefect.calcs.vasp.inputs import write_vasp_inputs
+        write_vasp_inputs(record, protocol, directory, self.settings["incar"],
+                          self.settings["magmom_per_atom"], self.settings["potcar_symbols"],
+                          self.settings["potcar_functional"])
+
+    def run(self, directory: Path, resources: dict[str, Any], log: Callable | None = None
+            ) -> None:
+        """VASP under custodian (VaspErrorHandler, UnconvergedErrorHandler,
+        NonConvergingErrorHandler; VasprunXMLValidator) in `directory`."""
+        from custodian import Custodian
+        from custodian.vasp.handlers import (NonConvergingErrorHandler, UnconvergedErrorHandler,
+                                             VaspErrorHandler)
+        from custodian.vasp.jobs import VaspJob
+        from custodian.vasp.validators import VasprunXMLValidator
+        exe = json.loads((directory / "perovdefect_inputs.json").read_text())["executable"]
+        cmd = resources.get(ENV_KEYS[exe]) or exe
+        handlers = [VaspErrorHandler(), UnconvergedErrorHandler(), NonConvergingErrorHandler()]
+        job = VaspJob(vasp_cmd=shlex.split(cmd), output_file="vasp.out", auto_npar=False,
+                      copy_magmom=False)
+        try:
+            Custodian(handlers, [job], validators=[VasprunXMLValidator()],
+                      max_errors=self.settings["max_errors"], polling_time_step=1,
+                      monitor_freq=1, directory=str(directory)).run()
+        except Exception as exc:  # custodian gave up: keep its log, say where
+            raise CalculationError(f"VASP ({cmd}) failed in {directory} under custodian: "
+                                   f"{exc}") from exc
+
+    def parse(self, directory: Path) -> ElectronicStructure:
+        from perovdefect.calcs.vasp.parse import parse_vasprun
+        doc = parse_vasprun(directory / "vasprun.xml")
+        corrections = []
+        log_file = directory / "custodian.json"
+        if log_file.is_file():
+            for run in json.loads(log_file.read_text()):
+                for c in run.get("corrections", []):
+                    corrections.append({"errors": c.get("errors"), "actions": c.get("actions"),
+                                        "handler": str(c.get("handler", ""))})
+        inputs = directory / "perovdefect_inputs.json"
+        info = json.loads(inputs.read_text()) if inputs.is_file() else {}
+        doc.settings.update({"executable": info.get("executable"),
+                             "custodian_corrections": corrections,
+                             "potcar_written": info.get("potcar_written"),
+                             "notes": info.get("notes", [])})
+        return doc
+
+    def relaxed_structure(self, directory: Path, record: StructureRecord
+                          ) -> StructureRecord | None:
+        import ase.io
+        contcar = directory / "CONTCAR"
+        if not contcar.is_file() or contcar.stat().st_size == 0:
+            return None
+        atoms = ase.io.read(contcar, format="vasp")
+        atoms.pbc = record.atoms.pbc
+        return StructureRecord(atoms, dict(record.metadata))
+
+    def describe(self, protocol: Protocol) -> dict[str, Any]:
+        return {"code": self.name, "functional": protocol.label, "cutoff_eV": protocol.cutoff_eV,
+                "kpoints": protocol.kpoints or protocol.kpoint_density_inv_A,
+                "settings": {"INCAR overrides": self.settings["incar"]}}
+
+    @classmethod
+    def recognises(cls, path: Path) -> bool:
+        name = path.name.lower()
+        if name.startswith("vasprun") and name.endswith((".xml", ".xml.gz")):
+            return True
+        if name.startswith("outcar"):
+            return True
+        if name.endswith(".xml"):
+            try:
+                head = path.read_bytes()[:4096].decode(errors="replace")
+            except OSError:
+                return False
+            return head.lstrip().startswith("<?xml") and "<modeling>" in head
+        return False
+
+    @classmethod
+    def parse_file(cls, path: Path, parse_projections: bool = False) -> ElectronicStructure:
+        from perovdefect.calcs.vasp.parse import parse_outcar, parse_vasprun
+        if path.name.lower().startswith("outcar"):
+            return parse_outcar(path)
+        if not path.is_file():
+            raise ParseError(f"{path}: no such file")
+        return parse_vasprun(path, parse_projections)

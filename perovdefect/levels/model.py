@@ -1,0 +1,112 @@
+"""Level analysis of one model (a campaign's host and its defect charge states at the ladder's
+final step) as one typed document, the unit the report and `campaign collect` read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from perovdefect.calcs.document import ElectronicStructure
+from perovdefect.documents import Document, Part
+from perovdefect.errors import AnalysisError
+from perovdefect.levels.ingap import DefectLevels, find_in_gap_states, soc_corrected_gap
+from perovdefect.levels.pl import compare_with_pl
+
+
+class CalcSummary(Part):
+    """The scalar fields of an ElectronicStructure (energies in eV)."""
+
+    code: str
+    functional: str
+    exact_exchange_fraction: float
+    screening_inv_A: float
+    soc: bool
+    converged: bool
+    total_energy_eV: float | None = None
+    fermi_level_eV: float | None = None
+    vbm_eV: float | None = None
+    cbm_eV: float | None = None
+    gap_eV: float | None = None
+    direct_gap: bool | None = None
+    n_electrons: float | None = None
+    charge: float | None = None
+    nspins: int = 1
+    vacuum_level_eV: float | None = None
+    is_cluster: bool = False
+    formula: str | None = None
+    source: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, doc: ElectronicStructure) -> CalcSummary:
+        return cls(**doc.summary())
+
+    @property
+    def label(self) -> str:
+        return f"{self.functional}{'+SOC' if self.soc else ''}"
+
+
+class DefectAnalysis(DefectLevels):
+    """DefectLevels of one defect charge state within a model analysis."""
+
+    charge: int | None = None
+
+
+class ModelAnalysis(Document):
+    """Host and defect levels of one model."""
+
+    REGENERATE_HINT = "re-run the campaign's analysis step (`perovdefect campaign rerun`)"
+
+    campaign: str | None = None
+    model: str | None = None
+    final_step: str
+    host: CalcSummary
+    defects: dict[str, DefectAnalysis] = Field(default_factory=dict)
+    host_gaps_by_step_eV: dict[str, float | None] = Field(default_factory=dict)
+    host_gap_hse06_soc_corrected_eV: float | None = None
+
+    @classmethod
+    def _upgrade(cls, data: dict[str, Any], source: str) -> dict[str, Any]:
+        """perovdefect 0.1 analysis.json (no schema version, extra label/role/step keys)."""
+        if "schema_version" in data:
+            return super()._upgrade(data, source)
+        for key in ("label", "role", "step", "charge", "key"):
+            data.pop(key, None)
+        for d in data.get("defects", {}).values():
+            for s in d.get("in_gap_states", []):
+                s.setdefault("kind", "defect")
+        data["host"] = {k: v for k, v in data.get("host", {}).items()
+                        if k in CalcSummary.model_fields}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "document"):
+        if isinstance(data, dict) and "schema_version" not in data:
+            data = cls._upgrade(dict(data), source)
+            data["schema_version"] = cls.SCHEMA_VERSION
+        return super().from_dict(data, source)
+
+
+def analyze_model(results: list[dict], final_step: str, pl_nm: float | None = None,
+                  campaign: str | None = None, model: str | None = None) -> ModelAnalysis:
+    """`results`: dicts with role (host/defect), label, charge, step, path (result.json)."""
+    final = [r for r in results if r["step"] == final_step]
+    hosts = [r for r in final if r["role"] == "host"]
+    if not hosts:
+        raise AnalysisError(f"no host result at step {final_step!r} among {len(results)} results")
+    host = ElectronicStructure.from_json(hosts[0]["path"])
+    gaps = {r["step"]: ElectronicStructure.from_json(r["path"]).gap_eV
+            for r in results if r["role"] == "host"}
+    corrected = None
+    if {"pbe", "pbe-soc", "hse06"} <= set(gaps):
+        corrected = soc_corrected_gap(gaps["hse06"], gaps["pbe"], gaps["pbe-soc"])
+    defects = {}
+    for r in sorted((r for r in final if r["role"] == "defect"), key=lambda r: r["charge"]):
+        levels = find_in_gap_states(host, ElectronicStructure.from_json(r["path"]))
+        if pl_nm and levels.transitions_eV:
+            levels.pl_comparison = compare_with_pl(levels.transitions_eV, pl_nm)
+        defects[r["label"]] = DefectAnalysis(charge=r["charge"], **levels.model_dump())
+    return ModelAnalysis(campaign=campaign, model=model, final_step=final_step,
+                         host=CalcSummary.of(host), defects=defects, host_gaps_by_step_eV=gaps,
+                         host_gap_hse06_soc_corrected_eV=corrected)

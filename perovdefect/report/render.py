@@ -1,0 +1,163 @@
+"""Draw the report's figures and render the model: HTML (Jinja2 template, autoescaped), JSON
+(the model itself), PDF (the figures, matplotlib PdfPages) and PNG files."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from perovdefect.report.model import ReportModel
+
+
+def png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def draw_figures(model: ReportModel, inputs) -> dict[str, bytes]:
+    """name -> PNG bytes for every figure the model calls for."""
+    from perovdefect.photons.figures import (decay_figure, flid_figure, g2_figure,
+                                             power_series_figure, trace_figure)
+    from perovdefect.report.figures import level_diagram, pl_figure
+    figs: dict[str, Any] = {}
+    if inputs.analyses:
+        exp = model.reference["experimental_gap"]
+        figs["level_diagram.png"] = level_diagram(inputs.analyses, model.pl_reference,
+                                                  (exp[0], exp[1]))
+    if inputs.pl is not None:
+        wl, y, peak = inputs.pl
+        compared = [s.transition_nm for s in model.in_gap_states if s.compared_with_pl]
+        figs["pl_spectrum.png"] = pl_figure(wl, y, peak, compared)
+    if inputs.absorption is not None:
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(5, 3))
+        ax.plot(*inputs.absorption, color="k")
+        ax.set_xlabel("wavelength (nm)")
+        ax.set_ylabel("absorbance")
+        fig.tight_layout()
+        figs["absorption.png"] = fig
+    for i, st in enumerate(inputs.photon_stats):
+        for name, maker in particle_figures(st).items():
+            fig = maker(st)
+            if fig is not None:
+                figs[f"particle{i}_{name}.png"] = fig
+    if inputs.power_series:
+        figs["power_series.png"] = power_series_figure(inputs.power_series)
+    return {name: png(fig) for name, fig in figs.items()}
+
+
+def particle_figures(st) -> dict[str, Any]:
+    """Figure makers for one particle (name -> function of the PhotonStats)."""
+    from perovdefect.photons import figures as pf
+    out: dict[str, Any] = {"trace": pf.trace_figure}
+    if st.decay_histograms:
+        out.update(decays=pf.decay_figure, flid=pf.flid_figure)
+    if st.g2:
+        out["g2"] = pf.g2_figure
+    if hasattr(pf, "dwell_time_figure"):
+        out["dwell"] = pf.dwell_time_figure
+    return out
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    if isinstance(x, dict):
+        return json.dumps(x)
+    return str(x)
+
+
+def _summary_rows(m: ReportModel) -> list[list]:
+    rows: list[list] = []
+    for g in m.host_gaps:
+        rows.append([f"host gap ({g.model}, {g.level})", g.gap_eV,
+                     f"experiment {g.experimental_gap_eV} eV"])
+    for s in m.in_gap_states:
+        if s.compared_with_pl:
+            rows.append([f"defect state compared with PL: {s.defect} (spin {s.spin})",
+                         s.energy_above_vbm_eV, f"{s.transition_nm:.0f} nm"])
+    if m.pl_reference:
+        rows.append(["measured PL peak (eV)", m.pl_reference["pl_eV"],
+                     f"{m.pl_reference['pl_nm']:.1f} nm"])
+    for i, p in enumerate(m.particles):
+        if p.get("g2_0") is not None:
+            rows.append([f"particle {i}: g2(0)", p["g2_0"],
+                         f"M = {p['n_emitters']:.2f} +- {p['n_emitters_err']:.2f}"
+                         if p.get("n_emitters") else "M undefined (g2(0) >= 1)"])
+        if p.get("levels_g2_agree") is not None:
+            rows.append([f"particle {i}: emitters from levels vs g2",
+                         p.get("emitters_from_levels"),
+                         "agree" if p["levels_g2_agree"] else "DISAGREE"])
+    if m.power_series:
+        fit = m.power_series["mean_intensity_fit"]
+        rows.append(["power-law exponent", fit["exponent"], fit["regime"]])
+    return rows
+
+
+def render_html(model: ReportModel, figures: dict[str, bytes], inputs) -> str:
+    env = Environment(loader=PackageLoader("perovdefect.report", "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True))
+    env.filters["fmt"] = _fmt
+    b64 = {name: base64.b64encode(data).decode() for name, data in figures.items()}
+    particles = []
+    for i, (st, summary, levels) in enumerate(zip(inputs.photon_stats, model.particles,
+                                                  model.particle_levels)):
+        lines = []
+        if summary.get("g2_interpretation"):
+            lines.append(f"g2(0) read as: {summary['g2_interpretation']}")
+        if summary.get("levels_g2_agree") is not None:
+            lines.append(f"emitters from the intensity levels: "
+                         f"{summary.get('emitters_from_levels')}; from g2: "
+                         f"{_fmt(summary.get('n_emitters'), 2)} -> "
+                         f"{'they agree' if summary['levels_g2_agree'] else 'they DISAGREE'}")
+        particles.append({
+            "name": Path(st.source).name, "summary": summary, "lines": lines,
+            "level_rows": [[r.get("level"), r.get("counts_per_bin"), r.get("fraction"),
+                            r.get("tau_ns"), r.get("photons"), r.get("kind")] for r in levels],
+            "figures": [f"particle{i}_{n}.png" for n in particle_figures(st)
+                        if f"particle{i}_{n}.png" in figures]})
+    ps = model.power_series or {}
+    power_rows = [list(r) for r in zip(ps.get("excitation_N", []),
+                                       ps.get("mean_counts_per_bin", []),
+                                       ps.get("brightest_level_counts_per_bin", []),
+                                       ps.get("brightest_level_tau_ns", []))]
+    calc_rows = [[s.get("model"), s.get("label"), s.get("step"), s.get("code"),
+                  s.get("functional"), s.get("soc"), s.get("converged"), s.get("gap_eV"),
+                  s.get("state")] for s in inputs.steps]
+    return env.get_template("report.html.j2").render(
+        m=model, figures=b64, summary_rows=_summary_rows(model),
+        gap_rows=[[g.model, g.level, g.gap_eV, g.experimental_gap_eV,
+                   g.gap_minus_experiment_eV, g.hse06_soc_corrected_eV]
+                  for g in model.host_gaps],
+        state_rows=[[s.model, s.defect, s.charge, s.spin, s.kind, s.energy_above_vbm_eV,
+                     s.occupation, s.transition_eV, s.transition_nm, s.compared_with_pl,
+                     s.deviation_from_pl_eV, s.ipr, s.character, s.basis]
+                    for s in model.in_gap_states],
+        particles=particles, power_rows=power_rows, calc_rows=calc_rows,
+        settings_rows=[[k, v] for k, v in model.provenance.calculations.items()])
+
+
+def write_pdf(path: Path, figures: dict[str, bytes]) -> None:
+    """One page per figure."""
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+    with PdfPages(path) as pdf:
+        for data in figures.values():
+            img = mpimg.imread(io.BytesIO(data), format="png")
+            fig = plt.figure(figsize=(img.shape[1] / 110, img.shape[0] / 110))
+            fig.figimage(img)
+            pdf.savefig(fig)
+            plt.close(fig)
