@@ -76,7 +76,8 @@ class Backend(ABC):
     def check(self, record: StructureRecord | None, protocol: Protocol) -> None:
         """Refuse (ProtocolError) any protocol field this code cannot honour as asked."""
         needs = {"hybrid": protocol.is_hybrid, "soc": protocol.soc,
-                 "relax": protocol.task == "relax"}
+                 "relax": protocol.task == "relax",
+                 "constrained_occupations": protocol.excitation is not None}
         for cap, needed in needs.items():
             if needed and cap not in self.capabilities:
                 raise ProtocolError(f"{self.name} cannot run {cap} steps "
@@ -117,8 +118,8 @@ class Backend(ABC):
         odd electron count (what the step hash records)."""
         if protocol.charge != record.charge:
             protocol = protocol.with_(charge=record.charge)
-        if record.metadata.get("spin_multiplicity", 1) > 1 and not protocol.spin_polarized \
-                and not protocol.soc:
+        if (record.metadata.get("spin_multiplicity", 1) > 1 or protocol.excitation) and \
+                not protocol.spin_polarized and not protocol.soc:
             protocol = protocol.with_(spin_polarized=True)
         return protocol
 

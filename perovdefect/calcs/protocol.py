@@ -20,6 +20,8 @@ HYBRIDS: dict[str, dict[str, float]] = {
     "PBE0": {"exact_exchange_fraction": 0.25, "screening_inv_A": 0.0},
 }
 FUNCTIONALS = ("PBE", *HYBRIDS)
+#: DeltaSCF excitations a protocol may ask for (one electron, HOMO -> LUMO of one spin channel)
+EXCITATIONS = ("up:homo->lumo", "down:homo->lumo")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class Protocol:
     kpoint_density_inv_A: float | None = None
     charge: int = 0
     spin_polarized: bool = False
+    #: constrained occupations (DeltaSCF): "up:homo->lumo" or "down:homo->lumo" promotes one
+    #: electron in that spin channel; needs a backend with constrained occupations
+    excitation: str | None = None
 
     def __post_init__(self) -> None:
         if self.functional not in FUNCTIONALS:
@@ -62,6 +67,12 @@ class Protocol:
             raise ProtocolError(f"exact_exchange_fraction must be in [0, 1], got {aexx}")
         if self.functional == "PBE" and (aexx not in (None, 0) or self.screening_inv_A):
             raise ProtocolError("exact-exchange settings given for a PBE protocol")
+        if self.excitation is not None and self.excitation not in EXCITATIONS:
+            raise ProtocolError(f"excitation must be one of {EXCITATIONS}, got "
+                                f"{self.excitation!r}")
+        if self.excitation is not None and self.soc:
+            raise ProtocolError("constrained occupations (excitation) with SOC are not "
+                                "supported: spin channels are not defined with spinors")
         if self.functional in HYBRIDS and self.task == "relax":
             raise ProtocolError("hybrid relaxations are not part of the ladder; relax with PBE")
 
@@ -89,8 +100,9 @@ class Protocol:
 
     @property
     def label(self) -> str:
-        """Human label, e.g. HSE06+SOC."""
-        return self.functional + ("+SOC" if self.soc else "")
+        """Human label, e.g. HSE06+SOC, or PBE (down:homo->lumo) for an excited state."""
+        return self.functional + ("+SOC" if self.soc else "") + (
+            f" ({self.excitation})" if self.excitation else "")
 
     def with_(self, **changes: Any) -> Protocol:
         return replace(self, **changes)

@@ -16,6 +16,11 @@ import click
               help="PhotonStats JSON or raw TCSPC files (repeat the option).")
 @click.option("--excitation-N", "excitation", help="Comma-separated <N> per photon file.")
 @click.option("--background-cps", type=float, help="Background per detector for raw files.")
+@click.option("--formation", "formation_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False),
+              help="FormationResult JSON from `perovdefect formation -o` (repeatable).")
+@click.option("--luminescence", "lum_dirs", multiple=True, type=click.Path(exists=True),
+              help="Luminescence run directory or its luminescence.json (repeatable).")
 @click.option("--pl", "pl_csv", type=click.Path(), help="PL spectrum CSV (nm, intensity).")
 @click.option("--pl-model", type=click.Choice(["gaussian", "voigt"]), default="gaussian")
 @click.option("--absorption", type=click.Path(), help="Absorption spectrum CSV (nm, A).")
@@ -23,7 +28,7 @@ import click
               help="Compound for the experimental-gap comparison.")
 @click.option("--title", default="perovdefect joint report", show_default=True)
 @click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False))
-def report(campaign, host, defects, allow_mixed, photon_files, excitation, background_cps, pl_csv, pl_model,
+def report(campaign, host, defects, allow_mixed, photon_files, formation_files, lum_dirs, excitation, background_cps, pl_csv, pl_model,
            absorption, compound, title, out) -> None:
     """Computed defect levels beside measured PL and photon statistics, in one HTML report.
     --campaign accepts a `campaign collect` JSON, which needs no FireWorks."""
@@ -61,5 +66,23 @@ def report(campaign, host, defects, allow_mixed, photon_files, excitation, backg
         inputs.input_files += [Path(p) for p in photon_files]
         if Ns and len(Ns) >= 3:
             inputs.power_series = power_series(inputs.photon_stats)
+    if formation_files:
+        from perovdefect.thermo.calculations import FormationResult
+        inputs.formation = [FormationResult.from_json(f) for f in formation_files]
+        inputs.input_files += [Path(f) for f in formation_files]
+    if lum_dirs:
+        from perovdefect.optics.run import RESULT, LuminescenceResult
+        files = [Path(d) / RESULT if Path(d).is_dir() else Path(d) for d in lum_dirs]
+        inputs.luminescence = [LuminescenceResult.from_json(f) for f in files]
+        inputs.input_files += files
+        if inputs.pl is not None:
+            from perovdefect.optics.lineshape import compare_with_measurement
+            peak = inputs.pl[2]
+            for lum in inputs.luminescence:
+                lum.comparison = compare_with_measurement(lum.spectrum, peak.center_nm,
+                                                          peak.fwhm_nm)
+    if not (inputs.analyses or inputs.photon_stats or inputs.formation or inputs.luminescence):
+        raise ReportError("nothing to report: give campaign results / documents, formation or "
+                          "luminescence results and/or photon data")
     summary = build_report(inputs, out, title)
     click.echo(f"report: {summary['files']['html']} (+ report.json, report.pdf, figures/)")

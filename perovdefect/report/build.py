@@ -34,6 +34,9 @@ class ReportInputs:
     compound: str = "Cs4PbBr6"
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: FormationResult documents (perovdefect formation -o) and LuminescenceResult documents
+    formation: list[Any] = field(default_factory=list)
+    luminescence: list[Any] = field(default_factory=list)
 
 
 def load_campaign_results(source: str | Path) -> dict:
@@ -121,9 +124,9 @@ def build_report(inputs: ReportInputs, out_dir: str | Path,
                  title: str = "perovdefect joint report") -> dict:
     """Write OUT/report.html, OUT/report.json, OUT/report.pdf and OUT/figures/*.png; returns
     the report model as a dict (what report.json holds, plus the file paths)."""
-    if not inputs.analyses and not inputs.photon_stats:
-        raise ReportError("nothing to report: give campaign results / documents and/or photon "
-                          "data")
+    if not (inputs.analyses or inputs.photon_stats or inputs.formation or inputs.luminescence):
+        raise ReportError("nothing to report: give campaign results / documents, formation or "
+                          "luminescence results and/or photon data")
     inputs.analyses = analyses_of(inputs.analyses)
     out = Path(out_dir)
     figdir = out / "figures"

@@ -85,3 +85,81 @@ def pl_figure(wavelength_nm: np.ndarray, intensity: np.ndarray, peak,
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def formation_figure(result):
+    """Formation energy vs Fermi level (E_F from the VBM to the CBM) at each chemical-potential
+    limit: every charge state as a thin line, the lower envelope bold, transition levels
+    marked. `result`: a FormationResult (perovdefect.thermo.calculations)."""
+    d = result.diagram
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    ef = np.linspace(0.0, d.band_gap_eV, 200)
+    for i, fe in enumerate(d.formation_energies):
+        color = f"C{i}"
+        lines = {c.charge: c.at_vbm_eV + c.charge * ef for c in fe.formation_energies}
+        for q, y in lines.items():
+            ax.plot(ef, y, color=color, lw=0.6, alpha=0.5)
+        env = np.min(np.vstack(list(lines.values())), axis=0)
+        ax.plot(ef, env, color=color, lw=2.2, label=fe.limit)
+    for lvl in d.transition_levels:
+        ax.axvline(lvl.level_above_vbm_eV, color="k", ls=":", lw=1)
+        ax.text(lvl.level_above_vbm_eV, ax.get_ylim()[1], f"({lvl.charges[0]:+d}/"
+                f"{lvl.charges[1]:+d})", ha="center", va="bottom", fontsize=7)
+    ax.set_xlabel("Fermi level above the VBM (eV)")
+    ax.set_ylabel("formation energy (eV)")
+    ax.set_title(f"{d.defect}: correction {result.correction}", fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def cc_figure(lum):
+    """Configuration-coordinate diagram: both surfaces' computed points and harmonic fits,
+    with the absorption, emission and ZPL arrows. `lum`: a LuminescenceResult."""
+    c = lum.cc
+    q = np.asarray(lum.fractions) * c.delta_q_amu05_A
+    e0 = lum.ground_energies_eV[lum.fractions.index(0.0)]
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    qq = np.linspace(q.min(), q.max(), 200)
+    for fit, energies, color, name in ((c.ground, lum.ground_energies_eV, "tab:blue", "ground"),
+                                       (c.excited, lum.excited_energies_eV, "tab:red",
+                                        "excited")):
+        ax.plot(q, np.asarray(energies) - e0, "o", color=color, label=f"{name} (computed)")
+        ax.plot(qq, surface_energy(fit, qq) - e0, color=color, lw=1)
+    ax.annotate("", xy=(0, c.e_abs_eV), xytext=(0, 0), arrowprops={"arrowstyle": "->"})
+    ax.annotate("", xy=(c.delta_q_amu05_A, c.zpl_eV - c.e_em_eV),
+                xytext=(c.delta_q_amu05_A, c.zpl_eV), arrowprops={"arrowstyle": "->",
+                                                                  "color": "tab:green"})
+    ax.set_xlabel("Q (amu$^{1/2}$ A)")
+    ax.set_ylabel("energy (eV)")
+    ax.set_title(f"ZPL {c.zpl_eV:.2f} eV, abs {c.e_abs_eV:.2f} eV, em {c.e_em_eV:.2f} eV, "
+                 f"S_g {c.huang_rhys_ground:.1f}", fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def pl_overlay_figure(lum, wavelength_nm=None, intensity=None, measured=None):
+    """The predicted PL line shape beside the measured spectrum (both scaled to peak 1), in
+    energy; the measured fit's peak and FWHM and the deviations in the title."""
+    s = lum.spectrum
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    e = np.asarray(s.energies_eV)
+    y = np.asarray(s.intensity_per_eV)
+    ax.plot(e, y / y.max(), color="tab:purple", label=f"predicted ({s.temperature_K:g} K)")
+    if wavelength_nm is not None and intensity is not None:
+        em = nm_to_ev(np.asarray(wavelength_nm, float))
+        ym = np.asarray(intensity, float)
+        ax.plot(em, (ym - ym.min()) / max(np.ptp(ym), 1e-12), color="k", lw=1,
+                label="measured")
+    title = f"predicted {s.peak_eV:.2f} eV ({s.peak_nm:.0f} nm), FWHM {1e3 * s.fwhm_eV:.0f} meV"
+    if lum.comparison is not None:
+        c = lum.comparison
+        title += (f"; vs measured: {c.peak_deviation_eV:+.2f} eV, FWHM "
+                  f"{c.fwhm_deviation_meV:+.0f} meV")
+    ax.set_title(title, fontsize=7)
+    ax.set_xlabel("photon energy (eV)")
+    ax.set_ylabel("normalised intensity")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -72,6 +72,8 @@ class ReportModel(Document):
     particles: list[dict[str, Any]] = Field(default_factory=list)
     particle_levels: list[list[dict[str, Any]]] = Field(default_factory=list)
     power_series: dict[str, Any] | None = None
+    formation: list[dict[str, Any]] = Field(default_factory=list)
+    luminescence: list[dict[str, Any]] = Field(default_factory=list)
     provenance: Provenance
     extra: dict[str, Any] = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict)
@@ -164,8 +166,27 @@ def collect_model(inputs, title: str) -> ReportModel:
         particles=[st.summary() for st in inputs.photon_stats],
         particle_levels=[st.level_rows() for st in inputs.photon_stats],
         power_series=_plain(inputs.power_series), extra=inputs.extra,
+        formation=[_formation_summary(f) for f in inputs.formation],
+        luminescence=[{"structure": lum.structure, "level_of_theory": lum.level_of_theory,
+                       **lum.summary(), "warnings": lum.warnings}
+                      for lum in inputs.luminescence],
         provenance=Provenance(versions=versions(), input_files=files,
                               calculations=step_settings(inputs.steps)))
+
+
+def _formation_summary(f) -> dict[str, Any]:
+    d = f.diagram
+    return {"defect": d.defect, "correction": f.correction, "correction_note": f.correction_note,
+            "chemical_potentials": f.chemical_potentials,
+            "transition_levels": [t.model_dump() for t in d.transition_levels],
+            "levels_outside_gap": [t.model_dump() for t in d.levels_outside_gap],
+            "formation_energies_at_vbm_eV": {fe.limit: {str(c.charge): c.at_vbm_eV
+                                                        for c in fe.formation_energies}
+                                             for fe in d.formation_energies},
+            "stable_charge_at_vbm_cbm": {fe.limit: [fe.stable_charge_at_vbm,
+                                                    fe.stable_charge_at_cbm]
+                                         for fe in d.formation_energies},
+            "warnings": f.warnings}
 
 
 def _plain(obj: Any) -> Any:

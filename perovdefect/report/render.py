@@ -24,18 +24,17 @@ def png(fig) -> bytes:
 
 def draw_figures(model: ReportModel, inputs) -> dict[str, bytes]:
     """name -> PNG bytes for every figure the model calls for."""
-    from perovdefect.photons.figures import (decay_figure, flid_figure, g2_figure,
-                                             power_series_figure, trace_figure)
+    from perovdefect.photons.figures import power_series_figure
     from perovdefect.report.figures import level_diagram, pl_figure
-    figs: dict[str, Any] = {}
+    figs: dict[str, bytes] = {}  # each figure is rendered and closed as soon as it is drawn
     if inputs.analyses:
         exp = model.reference["experimental_gap"]
-        figs["level_diagram.png"] = level_diagram(inputs.analyses, model.pl_reference,
-                                                  (exp[0], exp[1]))
+        figs["level_diagram.png"] = png(level_diagram(inputs.analyses, model.pl_reference,
+                                                      (exp[0], exp[1])))
     if inputs.pl is not None:
         wl, y, peak = inputs.pl
         compared = [s.transition_nm for s in model.in_gap_states if s.compared_with_pl]
-        figs["pl_spectrum.png"] = pl_figure(wl, y, peak, compared)
+        figs["pl_spectrum.png"] = png(pl_figure(wl, y, peak, compared))
     if inputs.absorption is not None:
         import matplotlib.pyplot as plt
         fig, ax = plt.subplots(figsize=(5, 3))
@@ -43,15 +42,22 @@ def draw_figures(model: ReportModel, inputs) -> dict[str, bytes]:
         ax.set_xlabel("wavelength (nm)")
         ax.set_ylabel("absorbance")
         fig.tight_layout()
-        figs["absorption.png"] = fig
+        figs["absorption.png"] = png(fig)
     for i, st in enumerate(inputs.photon_stats):
         for name, maker in particle_figures(st).items():
             fig = maker(st)
             if fig is not None:
-                figs[f"particle{i}_{name}.png"] = fig
+                figs[f"particle{i}_{name}.png"] = png(fig)
+    from perovdefect.report.figures import cc_figure, formation_figure, pl_overlay_figure
+    for i, f in enumerate(inputs.formation):
+        figs[f"formation{i}.png"] = png(formation_figure(f))
+    for i, lum in enumerate(inputs.luminescence):
+        figs[f"cc{i}.png"] = png(cc_figure(lum))
+        wl, y = (inputs.pl[0], inputs.pl[1]) if inputs.pl is not None else (None, None)
+        figs[f"pl_overlay{i}.png"] = png(pl_overlay_figure(lum, wl, y))
     if inputs.power_series:
-        figs["power_series.png"] = power_series_figure(inputs.power_series)
-    return {name: png(fig) for name, fig in figs.items()}
+        figs["power_series.png"] = png(power_series_figure(inputs.power_series))
+    return figs
 
 
 def particle_figures(st) -> dict[str, Any]:
@@ -103,6 +109,19 @@ def _summary_rows(m: ReportModel) -> list[list]:
     if m.power_series:
         fit = m.power_series["mean_intensity_fit"]
         rows.append(["power-law exponent", fit["exponent"], fit["regime"]])
+    for f in m.formation:
+        for t in f["transition_levels"]:
+            rows.append([f"{f['defect']} eps({t['charges'][0]:+d}/{t['charges'][1]:+d}) above "
+                         "VBM (eV)", t["level_above_vbm_eV"], f"correction {f['correction']}"])
+    for lum in m.luminescence:
+        rows.append([f"predicted PL peak, {lum['structure']} (eV)", lum["predicted_pl_peak_eV"],
+                     f"{lum['predicted_pl_peak_nm']:.1f} nm, FWHM "
+                     f"{lum['predicted_pl_fwhm_nm']:.1f} nm"])
+        if "comparison" in lum:
+            c = lum["comparison"]
+            rows.append(["predicted minus measured PL peak (eV)", c["peak_deviation_eV"],
+                         f"{c['peak_deviation_nm']:+.1f} nm; FWHM "
+                         f"{c['fwhm_deviation_nm']:+.1f} nm"])
     return rows
 
 
@@ -146,6 +165,17 @@ def render_html(model: ReportModel, figures: dict[str, bytes], inputs) -> str:
                      s.deviation_from_pl_eV, s.ipr, s.character, s.basis]
                     for s in model.in_gap_states],
         particles=particles, power_rows=power_rows, calc_rows=calc_rows,
+        formation_rows=[[f["defect"], lim, q, e] for f in model.formation
+                        for lim, per_q in f["formation_energies_at_vbm_eV"].items()
+                        for q, e in per_q.items()],
+        level_rows=[[f["defect"], f"{t['charges'][0]:+d}/{t['charges'][1]:+d}",
+                     t["level_above_vbm_eV"], "inside" if t in f["transition_levels"] else
+                     "outside"] for f in model.formation
+                    for t in f["transition_levels"] + f["levels_outside_gap"]],
+        lum_rows=[[lum["structure"], lum["zpl_eV"], lum["absorption_eV"], lum["emission_eV"],
+                   lum["delta_q_amu05_A"], lum["hbar_omega_ground_meV"],
+                   lum["huang_rhys_ground"], lum["predicted_pl_peak_nm"],
+                   lum["predicted_pl_fwhm_nm"]] for lum in model.luminescence],
         settings_rows=[[k, v] for k, v in model.provenance.calculations.items()])
 
 

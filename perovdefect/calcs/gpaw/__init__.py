@@ -75,7 +75,8 @@ class GpawBackend(Backend):
 
     name = "gpaw"
     packages = ("gpaw", "gpaw-data")
-    capabilities = frozenset({"hybrid", "soc", "relax", "electrostatic_potential", "run_here"})
+    capabilities = frozenset({"hybrid", "soc", "relax", "electrostatic_potential", "run_here",
+                              "constrained_occupations"})
     calc_defaults: dict[str, Any] = {
         "mode": "lcao", "basis": "dzp", "grid_spacing_A": 0.22, "smearing_eV": 0.01,
         "density_convergence": 1e-5, "nbands": None, "magmom_per_atom": None,

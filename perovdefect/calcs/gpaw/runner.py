@@ -64,6 +64,7 @@ def _ground_state_key(p: dict, settings: dict, kpoints: list[int], atoms) -> str
                           "positions": atoms.positions.round(6).tolist(),
                           "cell": atoms.cell.array.round(6).tolist(), "pbc": atoms.pbc.tolist(),
                           "charge": p["charge"], "spin": p["spin_polarized"],
+                          "excitation": p.get("excitation"),
                           "cutoff": p["cutoff_eV"], "kpoints": list(kpoints),
                           "settings": {k: settings[k] for k in ("mode", "basis", "grid_spacing_A",
                                                                 "smearing_eV", "nbands",
@@ -71,6 +72,27 @@ def _ground_state_key(p: dict, settings: dict, kpoints: list[int], atoms) -> str
                                                                 "magmom_per_atom")}},
                          sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _excite(calc, atoms, excitation: str) -> None:
+    """DeltaSCF: converge the ground state, then promote one electron HOMO -> LUMO in the
+    asked spin channel and keep that occupation with GPAW's maximum overlap method (MOM)."""
+    from gpaw.mom import prepare_mom_calculation
+    atoms.get_potential_energy()
+    spin_name, _ = excitation.split(":")
+    s = {"up": 0, "down": 1}[spin_name]
+    nspins = calc.get_number_of_spins()
+    if nspins != 2:
+        raise SystemExit("an excitation needs a spin-polarised calculation")
+    f = [np.round(calc.get_occupation_numbers(kpt=0, spin=i)).astype(float)
+         for i in range(nspins)]
+    occupied = np.nonzero(f[s] > 0.5)[0]
+    if not len(occupied) or occupied.max() + 1 >= len(f[s]):
+        raise SystemExit(f"no HOMO/LUMO pair in spin channel {spin_name} to excite")
+    homo = int(occupied.max())
+    f[s][homo], f[s][homo + 1] = 0.0, 1.0
+    _log(f"DeltaSCF: spin {spin_name} band {homo} -> {homo + 1} (MOM)")
+    prepare_mom_calculation(calc, atoms, f)
 
 
 def _reusable(previous: str | None, key: str) -> dict | None:
@@ -180,6 +202,8 @@ def run(run_dir: Path) -> None:
         # plane waves: gpaw.old's calculator, whose ground state the nsc hybrids need
         calc = _calculator(p, settings, kpoints, atoms, str(run_dir / "gpaw.txt"), old=pw)
         atoms.calc = calc
+        if p.get("excitation"):
+            _excite(calc, atoms, p["excitation"])
         if p["task"] == "relax":
             from ase.optimize import BFGS
             _log(f"PBE relaxation (BFGS, fmax {settings['relax_fmax_eV_per_A']} eV/A)")

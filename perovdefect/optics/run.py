@@ -1,0 +1,117 @@
+"""A luminescence calculation through any backend with constrained occupations (DeltaSCF):
+relaxed ground state, relaxed excited state, energies of both states along the linear
+interpolation between the two minima, the CC diagram and the predicted PL line shape.
+
+Each step is one durable backend step in its own directory under ROOT (a rerun recomputes
+nothing finished); the result is ROOT/luminescence.json (LuminescenceResult)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from pydantic import Field
+
+from perovdefect.calcs.backend import Backend
+from perovdefect.calcs.protocol import Protocol
+from perovdefect.documents import Document
+from perovdefect.errors import AnalysisError
+from perovdefect.optics.ccd import cc_diagram_from_geometries
+from perovdefect.optics.documents import CCDiagram, DeltaSCFTransitions, PLComparison, PLSpectrum
+from perovdefect.optics.geometry import interpolate_geometries
+from perovdefect.optics.lineshape import compare_with_measurement, pl_spectrum
+from perovdefect.optics.vertical import delta_scf_transitions
+from perovdefect.structures.record import StructureRecord
+
+RESULT = "luminescence.json"
+#: interpolation fractions (0: relaxed ground geometry, 1: relaxed excited geometry)
+FRACTIONS = (-0.4, 0.0, 0.4, 0.6, 1.0, 1.4)
+
+
+class LuminescenceResult(Document):
+    """Everything `perovdefect luminescence RUN_DIR` prints (eV, meV, nm, amu^1/2 A)."""
+
+    structure: str
+    code: str
+    level_of_theory: str
+    excitation: str
+    temperature_K: float
+    fractions: list[float]
+    ground_energies_eV: list[float]
+    excited_energies_eV: list[float]
+    delta_scf: DeltaSCFTransitions
+    cc: CCDiagram
+    spectrum: PLSpectrum
+    comparison: PLComparison | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+    def summary(self) -> dict:
+        c, s = self.cc, self.spectrum
+        out = {"zpl_eV": c.zpl_eV, "absorption_eV": c.e_abs_eV, "emission_eV": c.e_em_eV,
+               "delta_q_amu05_A": c.delta_q_amu05_A,
+               "hbar_omega_ground_meV": c.ground.hbar_omega_meV,
+               "hbar_omega_excited_meV": c.excited.hbar_omega_meV,
+               "huang_rhys_ground": c.huang_rhys_ground,
+               "huang_rhys_excited": c.huang_rhys_excited,
+               "franck_condon_ground_eV": c.franck_condon_ground_eV,
+               "franck_condon_excited_eV": c.franck_condon_excited_eV,
+               "predicted_pl_peak_eV": s.peak_eV, "predicted_pl_peak_nm": s.peak_nm,
+               "predicted_pl_fwhm_meV": 1e3 * s.fwhm_eV, "predicted_pl_fwhm_nm": s.fwhm_nm,
+               "temperature_K": self.temperature_K}
+        if self.comparison is not None:
+            out["comparison"] = self.comparison.model_dump()
+        return out
+
+
+def run_luminescence(record: StructureRecord, backend: Backend, root: str | Path,
+                     excitation: str, fractions: tuple[float, ...] = FRACTIONS,
+                     temperature_K: float = 295.0, broadening_fwhm_meV: float = 20.0,
+                     measured_peak_nm: float | None = None,
+                     measured_fwhm_nm: float | None = None, resources: dict | None = None,
+                     log: Callable[[str], None] = print, **physics) -> LuminescenceResult:
+    """Run (or resume) the whole luminescence calculation of `record` under ROOT."""
+    if 0.0 not in fractions or 1.0 not in fractions:
+        raise AnalysisError("the interpolation fractions must include 0 (ground minimum) and "
+                            "1 (excited minimum)")
+    root = Path(root)
+    resources = resources or {}
+    ground_p = Protocol(name="relax-ground", task="relax", **physics)
+    excited_p = Protocol(name="relax-excited", task="relax", excitation=excitation, **physics)
+    backend.check(record, excited_p)
+
+    def step(rec, p, name):
+        doc, skipped = backend.execute(rec, p, root / name, resources)
+        log(f"  {name}: E = {doc.total_energy_eV:.4f} eV" + (" (done before)" if skipped else ""))
+        return doc
+
+    step(record, ground_p, "relax-ground")
+    ground = backend.relaxed_structure(root / "relax-ground", record)
+    step(ground, excited_p, "relax-excited")
+    excited = backend.relaxed_structure(root / "relax-excited", ground)
+    if ground is None or excited is None:
+        raise AnalysisError(f"{backend.name} left no relaxed structure under {root}")
+    geoms = interpolate_geometries(ground.atoms, excited.atoms, fractions)
+    e_g, e_e = [], []
+    for f, atoms in zip(fractions, geoms):
+        rec = StructureRecord(atoms, dict(record.metadata))
+        tag = f"{f:+.2f}"
+        e_g.append(step(rec, Protocol(name="cc-ground", **physics), f"cc-ground{tag}")
+                   .total_energy_eV)
+        e_e.append(step(rec, Protocol(name="cc-excited", excitation=excitation, **physics),
+                        f"cc-excited{tag}").total_energy_eV)
+    i0, i1 = fractions.index(0.0), fractions.index(1.0)
+    dscf = delta_scf_transitions(e_g[i0], e_e[i0], e_g[i1], e_e[i1])
+    cc = cc_diagram_from_geometries(ground.atoms, excited.atoms, fractions, e_g, fractions, e_e)
+    spectrum = pl_spectrum(cc, temperature_K, broadening_fwhm_meV=broadening_fwhm_meV)
+    comparison = None
+    if measured_peak_nm and measured_fwhm_nm:
+        comparison = compare_with_measurement(spectrum, measured_peak_nm, measured_fwhm_nm)
+    static = Protocol(**physics)
+    result = LuminescenceResult(
+        structure=record.name, code=backend.name, level_of_theory=static.label,
+        excitation=excitation, temperature_K=temperature_K, fractions=list(fractions),
+        ground_energies_eV=e_g, excited_energies_eV=e_e, delta_scf=dscf, cc=cc,
+        spectrum=spectrum, comparison=comparison,
+        warnings=[*cc.warnings, *dscf.warnings])
+    result.to_json(root / RESULT, indent=1)
+    return result
