@@ -34,3 +34,11 @@ class CampaignError(PerovDefectError):
 
 class ReportError(PerovDefectError):
     """Report inputs that are missing, empty or of an unsupported version."""
+
+
+class UnstableHostError(AnalysisError):
+    """The host lies above the convex hull of its competing phases: no chemical-potential region."""
+
+
+class UnboundStateError(AnalysisError):
+    """A charged isolated cluster whose occupied state lies above the vacuum level (unbound)."""

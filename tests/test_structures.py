@@ -1,18 +1,22 @@
-"""Issue 2: crystals, supercells, Br vacancies, cluster models, exports and bad input."""
+"""Issues 2 and 13: crystals, supercells, Br vacancies, cluster models, exports and bad input."""
 
 from __future__ import annotations
 
 import json
+import math
+import time
 
 import numpy as np
 import pytest
 from ase.data import atomic_numbers
+from ase.geometry import get_distances
 
 from perovdefect.errors import StructureError
 from perovdefect.structures import (build_cluster, build_crystal, build_supercell,
                                     build_vacancies, distinct_sites, image_distance,
                                     read_structure, remove_site, space_group)
 from perovdefect.structures.clusters import coordination
+from perovdefect.structures.supercells import min_cells_for_distance
 from tests.conftest import run_cli
 
 EXPECTED = {  # name: (space group, formula unit counts per Z, Z, {wyckoff: multiplicity} of Br)
@@ -203,3 +207,163 @@ def test_cli_build_commands(tmp_path):
                       (("build", "cluster", "pbbr6-octahedron", "--charge", "99"), "impossible")]:
         r = run_cli(*args)
         assert r.returncode != 0 and msg in r.stderr and "Traceback" not in r.stderr
+
+
+# --- issue 13: vacancy sites found in the supercell itself, sizes checked before any search ----
+
+SIZES_A = (8, 14, 20, 30)
+#: Pb atoms bonded to one Br: 1 in 0D Cs4PbBr6 (isolated octahedra), 2 in the corner-sharing
+#: CsPbBr3 networks (every Br bridges two octahedra). Removing a Br leaves that many 5-fold Pb.
+PB_PER_BR = {"Cs4PbBr6": 1, "CsPbBr3-Pnma": 2, "CsPbBr3-cubic": 2}
+
+
+def pb_coordinations(atoms) -> list[int]:
+    """Number of Br within 3.6 A of every Pb, periodic images counted (ASE neighbour list)."""
+    from ase.neighborlist import neighbor_list
+    sym = np.array(atoms.get_chemical_symbols())
+    i, j = neighbor_list("ij", atoms, 3.6)
+    sel = (sym[i] == "Pb") & (sym[j] == "Br")
+    return np.bincount(i[sel], minlength=len(atoms))[sym == "Pb"].tolist()
+
+
+def periodic_distances(point, atoms) -> np.ndarray:
+    """Minimum-image distances (A) from a Cartesian point to every atom."""
+    _, d = get_distances([point], atoms.positions, cell=atoms.cell, pbc=True)
+    return d[0]
+
+
+def unit_cell_wyckoff(crystal, point) -> tuple[str, int]:
+    """(Wyckoff label, multiplicity) of the unit-cell atom at `point` modulo the lattice, from
+    pymatgen's symmetrized structure, independent of the code under test."""
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+    index = int(np.argmin(periodic_distances(point, crystal.atoms)))
+    assert periodic_distances(point, crystal.atoms)[index] < 1e-3
+    sym = SpacegroupAnalyzer(crystal.to_pymatgen(), symprec=1e-3).get_symmetrized_structure()
+    for group, wyckoff in zip(sym.equivalent_indices, sym.wyckoff_symbols):
+        if index in group:
+            return wyckoff, len(group)
+    raise AssertionError("site not found in any orbit")
+
+
+def all_hnf(n: int):
+    """Every sublattice of index n, once (lower-triangular Hermite normal forms)."""
+    for a in (k for k in range(1, n + 1) if n % k == 0):
+        for c in (k for k in range(1, n // a + 1) if (n // a) % k == 0):
+            for b in range(a):
+                for d in range(a):
+                    for e in range(c):
+                        yield np.array([[a, 0, 0], [b, c, 0], [d, e, n // (a * c)]])
+
+
+@pytest.mark.parametrize("d", SIZES_A)
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_vacancy_removes_a_br_with_the_unit_cell_wyckoff_site_at_every_size(name, d):
+    crystal = build_crystal(name)
+    host = build_supercell(crystal, min_image_distance_A=d)
+    recs = build_vacancies(name, min_image_distance_A=d, charges=(0,))
+    assert {r.metadata["wyckoff"] for r in recs} == set(EXPECTED[name][3])
+    host_symbols = host.atoms.get_chemical_symbols()
+    for r in recs:
+        m = r.metadata
+        assert m["image_distance_A"] >= d
+        assert m["image_distance_A"] == pytest.approx(image_distance(r.atoms.cell.array), abs=1e-3)
+        assert np.allclose(r.atoms.cell.array, host.atoms.cell.array)
+        # the host has a Br at the vacancy position, the defect supercell has no atom near it
+        point = np.array(m["vacancy_position_A"])
+        dist = periodic_distances(point, host.atoms)
+        assert dist.min() < 1e-3 and host_symbols[int(np.argmin(dist))] == "Br"
+        assert periodic_distances(point, r.atoms).min() > 2.5
+        sym = r.atoms.get_chemical_symbols()
+        assert {el: sym.count(el) for el in ("Cs", "Pb")} == \
+            {el: host_symbols.count(el) for el in ("Cs", "Pb")}
+        assert sym.count("Br") == host_symbols.count("Br") - 1
+        # the removed site belongs to the unit-cell orbit named in the metadata
+        assert unit_cell_wyckoff(crystal, point) == (m["wyckoff"], m["multiplicity"])
+        assert m["multiplicity"] == EXPECTED[name][3][m["wyckoff"]]
+        # chemistry: only the Pb bonded to the removed Br lose a neighbour
+        cn = sorted(pb_coordinations(r.atoms))
+        k = PB_PER_BR[name]
+        assert cn == [5] * k + [6] * (len(cn) - k)
+
+
+@pytest.mark.parametrize("target", [50, 200, 1000])
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_vacancy_by_atom_target_removes_a_br(name, target):
+    for r in build_vacancies(name, target_atoms=target, charges=(0,)):
+        n_unit = len(build_crystal(name).atoms)
+        assert len(r.atoms) + 1 == max(1, round(target / n_unit)) * n_unit
+        assert r.metadata["image_distance_A"] == pytest.approx(
+            image_distance(r.atoms.cell.array), abs=1e-3)
+        cn = sorted(pb_coordinations(r.atoms))
+        assert cn == [5] * PB_PER_BR[name] + [6] * (len(cn) - PB_PER_BR[name])
+
+
+@pytest.mark.parametrize("name,d,n_cells", [
+    ("Cs4PbBr6", 14, 3),       # sqrt3 x sqrt3 in plane (24.0 A) x c (17.4 A), not 2x2x1 (4 cells)
+    ("CsPbBr3-Pnma", 12, 4),
+    ("CsPbBr3-cubic", 14, 12),
+    ("CsPbBr3-cubic", 2 * math.sqrt(2) * 6.017334 - 1e-4, 16),  # fcc 2x: meets the packing bound
+])
+def test_min_image_supercell_has_the_fewest_cells(name, d, n_cells):
+    crystal = build_crystal(name)
+    cell = crystal.atoms.cell.array
+    sc = build_supercell(crystal, min_image_distance_A=d)
+    assert sc.metadata["n_unit_cells"] == n_cells
+    assert len(sc.atoms) == n_cells * len(crystal.atoms)
+    assert sc.metadata["image_distance_A"] >= d
+    # brute force over every sublattice with fewer cells: all have images closer than d
+    for n in range(1, n_cells):
+        assert max(image_distance(H @ cell) for H in all_hnf(n)) < d
+    assert min_cells_for_distance(cell, d) <= n_cells
+
+
+def test_packing_bound_is_exact_for_the_fcc_supercell_of_the_cubic_perovskite():
+    a = 6.017334
+    for k in (1, 2, 3):  # fcc supercell [[0,k,k],[k,0,k],[k,k,0]]: 2k^3 cells, images sqrt2 k a
+        d = math.sqrt(2) * k * a
+        assert min_cells_for_distance(build_crystal("CsPbBr3-cubic").atoms.cell.array,
+                                      d - 1e-6) == 2 * k**3
+
+
+@pytest.mark.parametrize("request_", [{"min_image_distance_A": 1000.0},
+                                      {"min_image_distance_A": 1e4},
+                                      {"target_atoms": 100000}])
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_huge_requests_are_refused_before_any_search(name, request_):
+    start = time.perf_counter()
+    with pytest.raises(StructureError, match=r"needs at least [\d,]+ atoms .*limit of 5,000 atoms"):
+        build_vacancies(name, **request_)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_max_atoms_limits_the_search():
+    cubic = build_crystal("CsPbBr3-cubic")
+    assert len(build_supercell(cubic, 14, max_atoms=60).atoms) == 60  # 12 cells are needed
+    with pytest.raises(StructureError, match="no supercell with image distance >= 14 A"):
+        build_supercell(cubic, 14, max_atoms=59)  # passes the packing bound (45), search fails
+    with pytest.raises(StructureError, match="needs at least 45 atoms"):
+        build_supercell(cubic, 14, max_atoms=44)
+    big = build_vacancies("Cs4PbBr6", 60, charges=(0,))  # near the 5000-atom default
+    assert len(big[0].atoms) < 5000 and big[0].metadata["image_distance_A"] >= 60
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"min_image_distance_A": float("nan")}, "finite"),
+    ({"min_image_distance_A": float("inf")}, "finite"),
+    ({"min_image_distance_A": -5.0}, "finite number > 0"),
+    ({"min_image_distance_A": 0.0}, "finite number > 0"),
+    ({"target_atoms": 0}, ">= 1"),
+    ({"target_atoms": -10}, ">= 1"),
+    ({"target_atoms": 2.5}, "whole number"),
+    ({"target_atoms": True}, "whole number"),
+    ({"min_image_distance_A": 12, "target_atoms": 100}, "exactly one"),
+    ({"min_image_distance_A": 12, "max_atoms": 0}, "max_atoms"),
+    ({"charges": (1, 1)}, "given twice"),
+    ({"charges": (0.5,)}, "whole number"),
+    ({"charges": (5,)}, "exceeds 4"),
+    ({"charges": ()}, "no charge"),
+    ({"charges": "1,0"}, "list of integers"),
+])
+def test_bad_sizes_and_charges_are_refused(kwargs, match):
+    with pytest.raises(StructureError, match=match):
+        build_vacancies("CsPbBr3-cubic", **kwargs)

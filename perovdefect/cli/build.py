@@ -1,16 +1,129 @@
-"""`perovdefect build crystal|vacancies|cluster`."""
+"""`perovdefect build crystal|vacancies|cluster`.
+
+Every number and path is validated before any structure is built: click types with ranges
+(NaN and infinity refused), strict charge lists, output files/folders never overwritten without
+--force and checked for writability. A bad value gives one line `error: ...` naming the option
+and exit code 2, never a traceback.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import re
 from pathlib import Path
+from typing import Any
 
 import click
 
 from perovdefect.cli.common import echo_json
+from perovdefect.errors import StructureError
+from perovdefect.structures.supercells import DEFAULT_MAX_ATOMS
+
+#: --format choices of `build vacancies` and the file suffix each writes
+SUFFIXES = {"poscar": ".vasp", "cif": ".cif", "extxyz": ".extxyz", "json": ".json"}
 
 
-@click.group()
+class _OneLineGroup(click.Group):
+    """A group whose usage errors (bad option values, missing arguments, unknown options) become
+    StructureError, which the top-level group prints as one `error: ...` line with exit code 2
+    (click would print a usage block instead)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise StructureError(exc.format_message()) from None
+
+
+class FiniteFloat(click.FloatRange):
+    """click.FloatRange that also refuses NaN and +-infinity (NaN slips through range checks,
+    since every comparison with NaN is false)."""
+
+    name = "finite float"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        x = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(x):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return super().convert(x, param, ctx)
+
+
+POSITIVE = FiniteFloat(min=0, min_open=True)
+_INT_RE = re.compile(r"^[+-]?\d+$")
+
+
+def parse_charges(ctx: click.Context | None, param: click.Parameter | None,
+                  text: str) -> tuple[int, ...]:
+    """`1,0,-1` -> (1, 0, -1): whole numbers only, no empty items, no duplicates, |q| <= 4."""
+    from perovdefect.structures.vacancies import check_charges
+    name = "--charges"
+    items = [t.strip() for t in text.split(",")]
+    bad = [t for t in items if not _INT_RE.match(t)]
+    if bad:
+        raise click.BadParameter(f"{bad[0]!r} is not an integer charge (e); give e.g. 1,0,-1",
+                                 ctx, param)
+    try:
+        return check_charges([int(t) for t in items], name)
+    except StructureError as exc:
+        raise click.BadParameter(str(exc).removeprefix(f"{name}: "), ctx, param) from None
+
+
+def _writable_dir(folder: Path, what: str) -> None:
+    """StructureError unless `folder` (or its nearest existing ancestor) is a writable directory."""
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise StructureError(f"{what} {folder}: {probe} is not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise StructureError(f"{what} {folder}: {probe} is not writable")
+
+
+def check_output_file(output: str | None, force: bool) -> None:
+    """Up-front checks for `-o FILE`: known format, not an existing file unless `force`, and a
+    writable folder."""
+    if not output:
+        return
+    from perovdefect.structures.record import format_for_path
+    path = Path(output)
+    format_for_path(path)
+    if path.is_dir():
+        raise StructureError(f"output {path} is a directory, expected a file")
+    if path.exists() and not force:
+        raise StructureError(f"output {path} exists; use --force to overwrite it")
+    _writable_dir(path.parent, "output")
+
+
+def check_output_dir(outdir: str | None, force: bool) -> None:
+    """Up-front checks for `-o FOLDER`: not a file, not an existing non-empty folder unless
+    `force`, writable; the folder is created here (os.access alone misses read-only file systems
+    and root)."""
+    if not outdir:
+        return
+    path = Path(outdir)
+    if path.exists() and not path.is_dir():
+        raise StructureError(f"output folder {path} is an existing file")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise StructureError(f"output folder {path} exists and is not empty; use --force to "
+                             "overwrite the files in it")
+    _writable_dir(path, "output folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StructureError(f"output folder {path}: cannot create: {exc.strerror}") from None
+
+
+def _write(record, path: Path) -> Path:
+    """record.write with OS errors (disk full, permissions) as a one-line StructureError."""
+    try:
+        return record.write(path)
+    except OSError as exc:
+        raise StructureError(f"{path}: cannot write: {exc.strerror or exc}") from None
+
+
+@click.group(cls=_OneLineGroup)
 def build() -> None:
     """Build crystals, Br-vacancy supercells and cluster models."""
 
@@ -21,10 +134,12 @@ def build() -> None:
               "(.cif, .vasp/POSCAR, .extxyz, .xyz, .json).")
 @click.option("--lattice", type=click.Choice(["pbe", "experimental"]), default="pbe",
               show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--json", "as_json", is_flag=True, help="Print metadata as JSON.")
-def crystal(compound: str, output: str | None, lattice: str, as_json: bool) -> None:
+def crystal(compound: str, output: str | None, lattice: str, force: bool, as_json: bool) -> None:
     """A shipped crystal: Cs4PbBr6, CsPbBr3-Pnma or CsPbBr3-cubic."""
     from perovdefect.structures.crystals import build_crystal
+    check_output_file(output, force)
     record = build_crystal(compound, lattice)
     m = record.metadata
     _write_and_report(record, output, as_json, f"{m['space_group_symbol']} "
@@ -33,42 +148,52 @@ def crystal(compound: str, output: str | None, lattice: str, as_json: bool) -> N
 
 @build.command("vacancies")
 @click.argument("compound")
-@click.option("--min-image-distance", type=float, help="Minimum periodic-image distance (A).")
-@click.option("--target-atoms", type=int, help="Aim for about this many atoms instead.")
-@click.option("--charges", default="1,0,-1", show_default=True, help="Comma-separated charges.")
+@click.option("--min-image-distance", type=POSITIVE,
+              help="Minimum periodic-image distance (A), > 0; the supercell with the fewest "
+                   "atoms meeting it is built.")
+@click.option("--target-atoms", type=click.IntRange(min=1),
+              help="Aim for about this many atoms instead (>= 1).")
+@click.option("--max-atoms", type=click.IntRange(min=1), default=DEFAULT_MAX_ATOMS,
+              show_default=True, help="Refuse (before searching) supercells above this size.")
+@click.option("--charges", default="1,0,-1", show_default=True, callback=parse_charges,
+              help="Comma-separated distinct integer charges (e), |q| <= 4.")
 @click.option("--lattice", type=click.Choice(["pbe", "experimental"]), default="pbe",
               show_default=True)
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False),
               help="Directory for one structure per vacancy and charge plus summary.json.")
-@click.option("--format", "fmt", default="vasp", show_default=True,
-              type=click.Choice(["vasp", "cif", "extxyz", "json"]))
+@click.option("--format", "fmt", default="poscar", show_default=True,
+              type=click.Choice(list(SUFFIXES)), help="File format (poscar writes NAME.vasp).")
+@click.option("--force", is_flag=True, help="Write into an existing non-empty output folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def vacancies(compound: str, min_image_distance: float | None, target_atoms: int | None,
-              charges: str, lattice: str, outdir: str | None, fmt: str, as_json: bool) -> None:
+              max_atoms: int, charges: tuple[int, ...], lattice: str, outdir: str | None,
+              fmt: str, force: bool, as_json: bool) -> None:
     """One supercell per symmetry-distinct Br site and charge state."""
-    from perovdefect.errors import StructureError
     from perovdefect.structures.vacancies import build_vacancies
-    try:
-        qs = tuple(int(c) for c in charges.split(",") if c.strip())
-    except ValueError:
-        raise StructureError(f"--charges must be comma-separated integers, got {charges!r}")
-    records = build_vacancies(compound, min_image_distance, target_atoms, qs, lattice)
-    keys = ("name", "parent", "site_index", "wyckoff", "multiplicity", "charge",
-            "electrons_total", "valence_electrons", "spin_multiplicity", "image_distance_A",
-            "n_atoms", "formula")
+    if min_image_distance is not None and target_atoms is not None:
+        raise StructureError("give --min-image-distance or --target-atoms, not both")
+    check_output_dir(outdir, force)
+    records = build_vacancies(compound, min_image_distance, target_atoms, charges, lattice,
+                              max_atoms=max_atoms)
+    keys = ("name", "parent", "site_index", "supercell_site_index", "wyckoff", "multiplicity",
+            "charge", "electrons_total", "valence_electrons", "spin_multiplicity",
+            "image_distance_A", "n_unit_cells", "supercell_matrix", "n_atoms", "formula")
     summary = [{k: r.summary().get(k) for k in keys} for r in records]
     if outdir:
         out = Path(outdir)
         for r, s in zip(records, summary):
-            s["file"] = str(r.write(out / f"{r.name}.{fmt}").name)
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+            s["file"] = str(_write(r, out / f"{r.name}{SUFFIXES[fmt]}").name)
+        try:
+            (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        except OSError as exc:
+            raise StructureError(f"{out / 'summary.json'}: cannot write: {exc.strerror}") from None
     if as_json:
         echo_json(summary)
     else:
         for s in summary:
             click.echo(f"{s['name']:16s} Wyckoff {s['wyckoff']:4s} x{s['multiplicity']:<3d} "
                        f"q={s['charge']:+d} N_val={s['valence_electrons']} "
-                       f"image {s['image_distance_A']:.2f} A")
+                       f"{s['n_atoms']} atoms, image {s['image_distance_A']:.2f} A")
         if outdir:
             click.echo(f"wrote {len(records)} structures and summary.json to {outdir}")
 
@@ -78,23 +203,25 @@ def vacancies(compound: str, min_image_distance: float | None, target_atoms: int
                                            "crystal-cutout"], case_sensitive=False))
 @click.option("--vacancy", is_flag=True, help="Remove one Br (V_Br).")
 @click.option("--compound", default="Cs4PbBr6", show_default=True, help="For crystal-cutout.")
-@click.option("--radius", type=float, default=6.0, show_default=True,
+@click.option("--radius", type=POSITIVE, default=6.0, show_default=True,
               help="Cut-out radius (A) around the central Pb.")
-@click.option("--vacancy-site", type=int, help="Unit-cell index of the Br to remove (cut-out).")
-@click.option("--padding", type=float, default=6.0, show_default=True, help="Vacuum (A).")
+@click.option("--vacancy-site", type=click.IntRange(min=0),
+              help="Unit-cell index of the Br to remove (cut-out).")
+@click.option("--padding", type=POSITIVE, default=6.0, show_default=True, help="Vacuum (A).")
 @click.option("--charge", type=int, help="Net charge (default: the model's formal charge).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--json", "as_json", is_flag=True)
 def cluster(kind: str, vacancy: bool, compound: str, radius: float, vacancy_site: int | None,
-            padding: float, charge: int | None, output: str | None, as_json: bool) -> None:
+            padding: float, charge: int | None, output: str | None, force: bool,
+            as_json: bool) -> None:
     """Isolated cluster: [PbBr6]4- octahedron, Cs4PbBr6 molecule or a crystal cut-out."""
     from perovdefect.structures.clusters import build_cluster
+    check_output_file(output, force)
     kwargs: dict = {"padding_A": padding}
     if kind == "crystal-cutout":
         kwargs.update(compound=compound, radius_A=radius, vacancy_site=vacancy_site)
-        if charge is not None:
-            kwargs["charge"] = charge
-    elif charge is not None:
+    if charge is not None:
         kwargs["charge"] = charge
     record = build_cluster(kind, vacancy=vacancy or vacancy_site is not None, **kwargs)
     m = record.metadata
@@ -106,7 +233,7 @@ def cluster(kind: str, vacancy: bool, compound: str, radius: float, vacancy_site
 def _write_and_report(record, output: str | None, as_json: bool, details: str) -> None:
     """Write the record when asked, then print its metadata (JSON) or one line."""
     if output:
-        record.write(output)
+        _write(record, Path(output))
     if as_json:
         echo_json(record.summary())
     else:

@@ -1,4 +1,7 @@
-"""Br vacancies: symmetry-distinct sites (pymatgen SpacegroupAnalyzer), supercells, charge states."""
+"""Br vacancies: symmetry-distinct sites (pymatgen SpacegroupAnalyzer), supercells, charge states.
+
+Units: lengths in Angstrom (A), charges in elementary charges (e).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,13 @@ from perovdefect.errors import StructureError
 from perovdefect.structures.crystals import SYMPREC, build_crystal
 from perovdefect.structures.electrons import electron_counts, spin_multiplicity
 from perovdefect.structures.record import StructureRecord
-from perovdefect.structures.supercells import build_supercell
+from perovdefect.structures.supercells import DEFAULT_MAX_ATOMS, build_supercell
 
 DEFAULT_CHARGES: tuple[int, ...] = (1, 0, -1)
+#: Largest |q| (e) accepted for a V_Br charge state (the campaign spec uses the same bound).
+MAX_ABS_CHARGE = 4
+#: Two positions closer than this (A) after reduction modulo the unit-cell lattice are one site.
+SITE_TOL_A = 1e-3
 
 
 @dataclass(frozen=True)
@@ -69,31 +76,80 @@ def remove_site(record: StructureRecord, index: int, charge: int = 0,
     return StructureRecord(new, meta)
 
 
+def check_charges(charges: object, what: str = "charges") -> tuple[int, ...]:
+    """Charge states (e) as a tuple of ints: whole numbers only, no duplicates, |q| <= 4, at least
+    one. Raises StructureError naming `what`."""
+    if isinstance(charges, (str, bytes)) or not hasattr(charges, "__iter__"):
+        raise StructureError(f"{what} must be a list of integers, got {charges!r}")
+    out: list[int] = []
+    for q in charges:  # type: ignore[attr-defined]
+        if isinstance(q, bool) or not isinstance(q, (int, np.integer, float, np.floating)) \
+                or not np.isfinite(q) or int(q) != q:
+            raise StructureError(f"{what}: {q!r} is not a whole number of electrons")
+        if abs(int(q)) > MAX_ABS_CHARGE:
+            raise StructureError(f"{what}: |q| = {abs(int(q))} exceeds {MAX_ABS_CHARGE}")
+        if int(q) in out:
+            raise StructureError(f"{what}: charge {int(q):+d} given twice")
+        out.append(int(q))
+    if not out:
+        raise StructureError(f"{what}: no charge state given")
+    return tuple(out)
+
+
+def supercell_site(supercell: StructureRecord, unit: StructureRecord, index: int,
+                   element: str = "Br") -> tuple[int, int]:
+    """(first supercell index, number of copies) of unit-cell site `index` in a supercell of it.
+
+    Supercell atoms are lattice translates of unit-cell atoms: a copy is a supercell atom of the
+    same species whose fractional position in the unit-cell lattice equals the site's modulo 1
+    (compared in A). Raises StructureError unless the site is `element` and has exactly one copy
+    per unit cell, so a wrong mapping can never go unnoticed.
+    """
+    cell = unit.atoms.cell.array
+    if unit.atoms[index].symbol != element:
+        raise StructureError(f"unit-cell site {index} is {unit.atoms[index].symbol}, not {element}")
+    site_frac = unit.atoms.get_scaled_positions()[index]
+    frac = supercell.atoms.positions @ np.linalg.inv(cell) - site_frac
+    frac -= np.round(frac)
+    dist = np.linalg.norm(frac @ cell, axis=1)
+    symbols = np.array(supercell.atoms.get_chemical_symbols())
+    hits = np.flatnonzero((dist < SITE_TOL_A) & (symbols == element))
+    n_cells = round(len(supercell.atoms) / len(unit.atoms))
+    if len(hits) != n_cells or np.any((dist < SITE_TOL_A) & (symbols != element)):
+        raise StructureError(f"unit-cell {element} site {index}: {len(hits)} copies in the "
+                             f"supercell, expected one per unit cell ({n_cells})")
+    return int(hits[0]), len(hits)
+
+
 def build_vacancies(compound: str, min_image_distance_A: float | None = None,
                     target_atoms: int | None = None, charges: tuple[int, ...] = DEFAULT_CHARGES,
-                    lattice: str = "pbe", element: str = "Br") -> list[StructureRecord]:
+                    lattice: str = "pbe", element: str = "Br",
+                    max_atoms: int = DEFAULT_MAX_ATOMS) -> list[StructureRecord]:
     """One supercell per symmetry-distinct `element` site and charge state.
 
-    Without a size criterion the conventional cell itself is used. Metadata: name (V_Br_q+1, or
-    with the Wyckoff label when the compound has several distinct Br sites), parent, site index
-    in the unit cell, Wyckoff, multiplicity, charge, electron counts, spin multiplicity and the
-    supercell's image distance (A).
+    Without a size criterion the conventional cell itself is used; min_image_distance_A (A) or
+    target_atoms choose a supercell (perovdefect.structures.supercells), refused before any
+    search above `max_atoms` atoms. Charges: whole numbers, |q| <= 4, no duplicates. The removed
+    atom is located in the supercell itself by species and position modulo the unit-cell lattice
+    (`supercell_site`) and checked to be `element`. Metadata: name (V_Br_q+1, or with the Wyckoff
+    label when the compound has several distinct Br sites), parent, site index in the unit cell
+    and in the supercell, Wyckoff label and multiplicity of the unit-cell site, charge, electron
+    counts, spin multiplicity, supercell matrix, number of unit cells and image distance (A).
     """
     if element != "Br":
         raise StructureError(f"vacancy requested on a non-Br site ({element}); "
                              "perovdefect builds Br vacancies")
+    charges = check_charges(charges)
     crystal = build_crystal(compound, lattice)
     sites = distinct_sites(crystal, element)
-    if min_image_distance_A is None and target_atoms is None:
-        supercell = build_supercell(crystal, min_image_distance_A=1e-6)
+    if min_image_distance_A is None and target_atoms is None:  # the conventional cell itself
+        n_unit = len(crystal.atoms)
+        supercell = build_supercell(crystal, target_atoms=n_unit, max_atoms=max(max_atoms, n_unit))
     else:
-        supercell = build_supercell(crystal, min_image_distance_A, target_atoms)
+        supercell = build_supercell(crystal, min_image_distance_A, target_atoms, max_atoms)
     records = []
     for site in sites:
-        # the supercell keeps the unit cell's atoms at their Cartesian positions: find the
-        # representative there by position, not by index
-        target = crystal.atoms.positions[site.index]
-        sc_index = int(np.argmin(np.linalg.norm(supercell.atoms.positions - target, axis=1)))
+        sc_index, copies = supercell_site(supercell, crystal, site.index, element)
         label = site.wyckoff if len(sites) > 1 else None
         for q in charges:
             rec = remove_site(supercell, sc_index, q, element)
@@ -101,6 +157,8 @@ def build_vacancies(compound: str, min_image_distance_A: float | None = None,
                 "name": defect_name(element, q, label), "kind": "defect",
                 "parent": crystal.name, "defect": f"V_{element}", "site_index": site.index,
                 "supercell_site_index": sc_index, "wyckoff": site.wyckoff,
-                "multiplicity": site.multiplicity, "site_frac_coords": list(site.frac_coords)})
+                "multiplicity": site.multiplicity,
+                "supercell_multiplicity": site.multiplicity * copies,
+                "site_frac_coords": list(site.frac_coords)})
             records.append(rec)
     return records
