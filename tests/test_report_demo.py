@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from perovdefect.calcs.gpaw_backend import gpaw_available
+from perovdefect.calcs.gpaw import gpaw_available
 from perovdefect.photons.analysis.pipeline import analyze_stream
 from perovdefect.photons.simulate import SimulationParams, simulate
 from perovdefect.report import ReportInputs, build_report
