@@ -14,7 +14,8 @@ from perovdefect.photons.analysis.excitation import (cross_section_from_absorpti
                                                      excitation_level, photon_fluence_per_pulse,
                                                      power_for_excitation)
 from perovdefect.photons.analysis.g2 import g2_analysis
-from perovdefect.photons.analysis.levels import change_points, mixture_levels, threshold_levels
+from perovdefect.photons.analysis.changepoints import detect_change_points
+from perovdefect.photons.analysis.levels import mixture_levels, threshold_levels
 from perovdefect.photons.analysis.pipeline import analyze_stream, power_series
 from perovdefect.photons.analysis.trace import intensity_trace
 from perovdefect.photons.simulate import (STEADY_STATES, EmitterState, SimulationParams,
@@ -104,8 +105,8 @@ def test_change_points_find_a_rate_step():
     rng = np.random.default_rng(1)
     t1 = np.cumsum(rng.exponential(1 / 2000, 4000))  # 2 s at 2000 cps
     t2 = t1[-1] + np.cumsum(rng.exponential(1 / 500, 1000))  # then 500 cps
-    cps = change_points(np.concatenate([t1, t2]))
-    assert len(cps) >= 1 and min(abs(c - 4000) for c in cps) < 60
+    res = detect_change_points(np.concatenate([t1, t2]))
+    assert res.index.size == 1 and abs(int(res.index[0]) - 4000) < 60
 
 
 def test_excitation_level_units():
@@ -148,12 +149,15 @@ def test_photonstats_json_round_trip_and_version(tmp_path):
     stats = analyze_stream(s)
     stats.to_json(tmp_path / "a.json")
     back = PhotonStats.from_json(tmp_path / "a.json")
-    assert back.g2["g2_0"] == pytest.approx(stats.g2["g2_0"])
+    assert back.g2.g2_0 == pytest.approx(stats.g2.g2_0)
+    assert back.g2["g2_0"] == back.g2.g2_0  # version-1 style item access still works
+    assert back.to_dict() == stats.to_dict()
     d = json.loads((tmp_path / "a.json").read_text())
     d["schema_version"] = 99
     (tmp_path / "b.json").write_text(json.dumps(d))
-    from perovdefect.errors import ReportError
-    with pytest.raises(ReportError, match="schema version"):
+    from perovdefect.errors import ParseError
+    with pytest.raises(ParseError, match="schema version 99.*re-run `perovdefect photons "
+                                         "analyze`"):
         PhotonStats.from_json(tmp_path / "b.json")
 
 

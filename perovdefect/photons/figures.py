@@ -1,4 +1,5 @@
-"""Figures of a PhotonStats document (matplotlib, Agg). Each returns a Figure."""
+"""Figures of a PhotonStats document (matplotlib, Agg). Each returns a Figure (dwell_time_figure:
+None when the document has no dwell times)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,15 @@ def trace_figure(stats: PhotonStats, max_seconds: float | None = None):
     fig, (ax, axh) = plt.subplots(1, 2, figsize=(9, 3), sharey=True,
                                   gridspec_kw={"width_ratios": [4, 1]})
     ax.plot(t, counts, lw=0.5, color="k")
+    t_end = t[-1] + stats.bin_width_s if t.size else 0.0
+    segs = [sg for sg in stats.segments if sg.start_s < t_end]
+    if segs:  # change-point segments as a step line (rate in counts per bin)
+        xs = np.ravel([[sg.start_s, min(sg.stop_s, t_end)] for sg in segs])
+        ys = np.repeat([sg.rate_cps * stats.bin_width_s for sg in segs], 2)
+        ax.plot(xs, ys, lw=0.8, color="tab:red", alpha=0.8, label="change-point segments")
     for i, lv in enumerate(stats.levels):
-        ax.axhline(lv["mean_counts"], color=LEVEL_COLORS[i % 6], lw=1,
-                   label=f"level {i}: {lv['mean_counts']:.0f}")
+        ax.axhline(lv.mean_counts_per_bin, color=LEVEL_COLORS[i % 6], lw=1, ls="--",
+                   label=f"level {i} ({lv.kind}): {lv.mean_counts_per_bin:.0f}")
     ax.set_xlabel("time (s)")
     ax.set_ylabel(f"counts / {stats.bin_width_s * 1e3:g} ms")
     ax.legend(fontsize=7, loc="upper right")
@@ -43,13 +50,13 @@ def decay_figure(stats: PhotonStats):
         if key == "all":
             continue
         lv = stats.levels[int(key)]
-        tau = lv.get("decay", {}).get("tau_ns", [None])[0]
-        c = np.asarray(h["counts"], float)
+        tau = lv.tau_ns
+        c = np.asarray(h.counts, float)
         if c.sum() == 0:
             continue
-        label = f"level {key} ({lv['mean_counts']:.0f}/bin)" + (f", tau {tau:.2f} ns" if tau
-                                                                else "")
-        ax.semilogy(h["t_ns"], np.maximum(c / c.max(), 1e-4), lw=0.8,
+        label = f"level {key} ({lv.mean_counts_per_bin:.0f}/bin)" + (
+            f", tau {tau:.2f} ns" if tau else "")
+        ax.semilogy(h.t_ns, np.maximum(c / c.max(), 1e-4), lw=0.8,
                     color=LEVEL_COLORS[int(key) % 6], label=label)
     ax.set_xlabel("delay after sync (ns)")
     ax.set_ylabel("normalised counts")
@@ -61,17 +68,23 @@ def decay_figure(stats: PhotonStats):
 
 def g2_figure(stats: PhotonStats):
     """Coincidence histogram with g2(0) and M."""
-    fig, ax = plt.subplots(figsize=(6, 3))
-    g = stats.g2 or {}
-    ax.plot(g.get("tau_ns", []), g.get("coincidences", []), lw=0.7, color="k")
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    g = stats.g2
+    if g is not None:
+        ax.plot(g.tau_ns, g.coincidences, lw=0.7, color="k")
     title = "g2: "
-    if g.get("g2_0") is not None:
-        title += f"g2(0) = {g['g2_0']:.3f} +- {g['g2_0_err']:.3f}"
-        if g.get("n_emitters"):
-            title += f", M = {g['n_emitters']:.2f} +- {g['n_emitters_err']:.2f}"
-    ax.set_title(title, fontsize=9)
+    if g is not None and g.g2_0 is not None:
+        title += f"g2(0) = {g.g2_0:.3f} +- {g.g2_0_err or 0:.3f}"
+        if g.n_emitters:
+            title += f", M = {g.n_emitters:.2f} +- {g.n_emitters_err or 0:.2f}"
+        if g.bx_x_ratio is not None:
+            title += f", BX/X = {g.bx_x_ratio:.3f} +- {g.bx_x_ratio_err or 0:.3f}"
+    ax.set_title(title, fontsize=8)
+    if g is not None and g.interpretation:
+        ax.text(0.01, 0.97, g.interpretation[:110], transform=ax.transAxes, fontsize=6,
+                va="top")
     ax.set_xlabel("tau (ns)")
-    ax.set_ylabel(f"coincidences / {g.get('stored_bin_ns', 1):g} ns")
+    ax.set_ylabel(f"coincidences / {(g.stored_bin_ns if g else None) or 1:g} ns")
     fig.tight_layout()
     return fig
 
@@ -81,17 +94,61 @@ def flid_figure(stats: PhotonStats):
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
     f = stats.flid
     if f:
-        h = np.asarray(f["histogram"], float).T
-        ax.pcolormesh(f["counts_edges"], f["delay_edges_ns"], np.log1p(h), cmap="viridis")
+        h = np.asarray(f.histogram, float).T
+        ax.pcolormesh(f.counts_edges, f.delay_edges_ns, np.log1p(h), cmap="viridis")
+    pts = [(sg.rate_cps * stats.bin_width_s, sg.mean_delay_ns, sg.photons)
+           for sg in stats.segments if sg.mean_delay_ns is not None]
+    if pts:  # change-point segments: intensity and mean delay from each segment's photons
+        x, y, n = (np.asarray(v, float) for v in zip(*pts))
+        ax.scatter(x, y, s=np.clip(n / n.max() * 30, 2, 30), facecolors="none",
+                   edgecolors="w", linewidths=0.5, label="segments")
+        ax.legend(fontsize=6, loc="upper left")
     ax.set_xlabel(f"counts / {stats.bin_width_s * 1e3:g} ms")
     ax.set_ylabel("mean delay (ns)")
     fig.tight_layout()
     return fig
 
 
-def power_series_figure(series: dict):
-    """Intensity vs <N> (log-log) with the fitted exponents."""
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+def dwell_time_figure(stats: PhotonStats):
+    """ON and OFF dwell-time densities on log-binned axes with the power-law (and truncated
+    power-law) fits; None when the document has no dwell times."""
+    from perovdefect.photons.analysis.dwell import log_binned_density
+    dw = stats.dwell_times or {}
+    if not any(d.dwell_s for d in dw.values()):
+        return None
+    fig, ax = plt.subplots(figsize=(4.8, 3.6))
+    for key, color in (("on", "tab:blue"), ("off", "tab:gray")):
+        d = dw.get(key)
+        if d is None or not d.dwell_s:
+            continue
+        x = np.asarray(d.dwell_s)
+        c, dens = log_binned_density(x)
+        ok = dens > 0
+        label = f"{key.upper()} ({d.n})"
+        if d.alpha is not None:
+            label += f": alpha {d.alpha:.2f} +- {d.alpha_err or 0:.2f}"
+        ax.loglog(c[ok], dens[ok], "o", ms=3, color=color, label=label)
+        if d.alpha is not None and d.t_min_s:
+            frac = (d.n_tail or x.size) / x.size
+            tt = np.logspace(np.log10(d.t_min_s), np.log10(x.max()), 50)
+            ax.loglog(tt, frac * (d.alpha - 1) / d.t_min_s * (tt / d.t_min_s) ** -d.alpha,
+                      "-", lw=0.8, color=color)
+    ax.set_xlabel("dwell time (s)")
+    ax.set_ylabel("probability density (1/s)")
+    ax.set_title(stats.dwell_rule or "", fontsize=6)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def power_series_figure(series):
+    """Intensity vs <N> (log-log) with the fitted exponents and, when the recordings had two
+    detectors, g2(0) vs <N> beside it (power-resolved g2). `series`: a PowerSeries or its
+    dict."""
+    g2 = [np.nan if g is None else g for g in (series.get("g2_0") or [])]
+    has_g2 = bool(g2) and np.isfinite(g2).any()
+    fig, axes = plt.subplots(1, 2 if has_g2 else 1, figsize=(8.5 if has_g2 else 4.5, 3.5))
+    ax = axes[0] if has_g2 else axes
     N = np.asarray(series["excitation_N"])
     for key, fit_key, label in (("mean_counts_per_bin", "mean_intensity_fit", "mean"),
                                 ("brightest_level_counts_per_bin", "brightest_level_fit",
@@ -99,11 +156,19 @@ def power_series_figure(series: dict):
         y = np.asarray(series[key])
         fit = series[fit_key]
         ax.loglog(N, y, "o", label=f"{label}: exponent {fit['exponent']:.2f} +- "
-                                   f"{fit['exponent_err']:.2f}")
+                                   f"{fit['exponent_err'] or 0:.2f}")
         ax.loglog(N, fit["prefactor"] * N ** fit["exponent"], "-", lw=0.8)
     ax.set_xlabel("<N> (absorbed photons per pulse)")
     ax.set_ylabel("counts per bin")
     ax.legend(fontsize=7)
+    if has_g2:
+        err = [np.nan if e is None else e for e in (series.get("g2_0_err") or [None] * len(g2))]
+        axes[1].errorbar(N, g2, yerr=err, fmt="o", color="k", label="g2(0)")
+        for m in (1, 2, 3, 4):
+            axes[1].axhline(1 - 1 / m, color="0.7", lw=0.6, ls=":")
+        axes[1].set_xscale("log")
+        axes[1].set_xlabel("<N> (absorbed photons per pulse)")
+        axes[1].set_ylabel("g2(0)  (dotted: 1 - 1/M, M = 1..4)")
     fig.tight_layout()
     return fig
 

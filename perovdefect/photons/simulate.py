@@ -1,7 +1,10 @@
 """Monte Carlo single-particle TCSPC streams: ground truth for tests and the demo.
 
-Model (pulsed excitation, one photon at most per emitter per pulse, i.e. single-emitter
-antibunching; multiexcitons neglected):
+Model (pulsed excitation; each emitter gives an exciton (X) photon at most per pulse and, with
+`bx_x_ratio` > 0, a biexciton (BX) photon first when it absorbed two or more photons: Poisson
+absorption of mean <N>, X detected with probability brightness on pulses with >= 1 absorption,
+BX with brightness * bx_x_ratio on pulses with >= 2, so that g2(0) -> QY_BX/QY_X at low <N>,
+Nair, Zhao and Bawendi, Nano Lett. 11, 1136 (2011)):
 - M independent emitters, each switching between ON / GRAY / OFF with Markov (exponential) or
   power-law dwell times; each state has its own lifetime (ns) and detection probability per pulse.
 - Photoactivation: `n_dark` extra emitters switch on at a rate
@@ -63,6 +66,8 @@ class SimulationParams:
     microtime_resolution_s: float = 16e-12
     dead_time_ns: float = 50.0
     splitter: float = 0.5
+    bx_x_ratio: float = 0.0
+    bx_lifetime_ns: float | None = None
     seed: int | None = 0
     extra: dict = field(default_factory=dict)
 
@@ -92,8 +97,10 @@ def state_trajectory(rng: np.random.Generator, states: tuple[EmitterState, ...],
     return np.asarray(starts), np.asarray(idx)
 
 
-def _emit(rng, starts, idx, states, duration_s, rep_rate_hz, scale, times_ns, taus):
-    """Photons of one emitter: distinct pulses per segment (one photon per pulse at most)."""
+def _emit(rng, starts, idx, states, duration_s, rep_rate_hz, scale, times_ns, taus,
+          excitation_N: float = 1.0, bx_x_ratio: float = 0.0, bx_lifetime_ns=None):
+    """Photons of one emitter: distinct pulses per segment (one X photon per pulse at most, and
+    a BX photon before it on pulses with >= 2 absorptions when bx_x_ratio > 0)."""
     ends = np.append(starts[1:], duration_s)
     for t0, t1, s in zip(starts, ends, idx):
         p = states[s].brightness * scale
@@ -103,12 +110,38 @@ def _emit(rng, starts, idx, states, duration_s, rep_rate_hz, scale, times_ns, ta
         n_pulses = last - first
         if n_pulses <= 0:
             continue
+        if bx_x_ratio > 0:
+            _emit_bx(rng, first, n_pulses, states[s], excitation_N, bx_x_ratio,
+                     bx_lifetime_ns, rep_rate_hz, times_ns, taus)
+            continue
         k = rng.binomial(n_pulses, min(p, 1.0))
         if k == 0:
             continue
         pulses = first + rng.choice(n_pulses, size=k, replace=False)
         times_ns.append(pulses * (1e9 / rep_rate_hz) + rng.exponential(states[s].lifetime_ns, k))
         taus.append(np.full(k, states[s].lifetime_ns))
+
+
+def _emit_bx(rng, first, n_pulses, state, N, ratio, bx_tau, rep_rate_hz, times_ns, taus):
+    """X and BX photons of one segment: pulses with >= 1 absorption (P1 = 1 - e^-N), of which
+    those with >= 2 (P2 = P1 - N e^-N) may give a BX photon (BX lifetime, then the X delay)."""
+    p1 = -np.expm1(-N)
+    p2 = p1 - N * np.exp(-N)
+    k1 = rng.binomial(n_pulses, p1)
+    if k1 == 0:
+        return
+    pulses = first + rng.choice(n_pulses, size=k1, replace=False)
+    two = rng.random(k1) < p2 / p1
+    x_on = rng.random(k1) < state.brightness
+    bx_on = two & (rng.random(k1) < min(state.brightness * ratio, 1.0))
+    tau_bx = bx_tau if bx_tau else state.lifetime_ns / 4.0
+    t_bx = np.where(two, rng.exponential(tau_bx, k1), 0.0)
+    t_pulse = pulses * (1e9 / rep_rate_hz)
+    times_ns.append(t_pulse[x_on] + t_bx[x_on] + rng.exponential(state.lifetime_ns,
+                                                                 int(x_on.sum())))
+    taus.append(np.full(int(x_on.sum()), state.lifetime_ns))
+    times_ns.append(t_pulse[bx_on] + t_bx[bx_on])
+    taus.append(np.full(int(bx_on.sum()), tau_bx))
 
 
 def _dead_time(t_ns: np.ndarray, dead_ns: float) -> np.ndarray:
@@ -125,9 +158,12 @@ def simulate(params: SimulationParams) -> PhotonStream:
     p = params
     scale = 1.0 - np.exp(-p.excitation_N)
     times, taus = [], []
+    truth = []
     for _ in range(p.n_emitters):
         starts, idx = state_trajectory(rng, p.states, p.duration_s)
-        _emit(rng, starts, idx, p.states, p.duration_s, p.rep_rate_hz, scale, times, taus)
+        truth.append({"starts_s": starts.tolist(), "states": idx.tolist()})
+        _emit(rng, starts, idx, p.states, p.duration_s, p.rep_rate_hz, scale, times, taus,
+              p.excitation_N, p.bx_x_ratio, p.bx_lifetime_ns)
     k_on = p.k_act_hz * max(0.0, p.excitation_N - p.activation_threshold_N) ** p.activation_order
     on_state = (p.states[0],)
     for _ in range(p.n_dark):
@@ -174,7 +210,8 @@ def simulate(params: SimulationParams) -> PhotonStream:
                         sync_rate_hz=p.rep_rate_hz, record_type="simulated HydraHarp2T3",
                         n_records=int(t_ns.size), acquisition_time_s=p.duration_s,
                         n_microtime_bins=int(round(period_ns / (p.microtime_resolution_s * 1e9))),
-                        source="simulation", header={"params": _params_dict(p)})
+                        source="simulation", header={"params": _params_dict(p),
+                                                     "trajectories": truth})
 
 
 def _params_dict(p: SimulationParams) -> dict:

@@ -10,37 +10,14 @@ Fitting minimises the Poisson deviance with scipy.optimize.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import erfc, erfcx
 
 from perovdefect.errors import AnalysisError
+from perovdefect.photons.analysis.kernels import gauss_irf_deviance
+from perovdefect.photons.stats import DecayFit  # noqa: F401  (the typed fit result)
 from perovdefect.photons.stream import PhotonStream
-
-
-@dataclass
-class DecayFit:
-    """Fitted lifetimes (ns), amplitude fractions, average lifetimes (ns), IRF, background
-    (counts/bin), reduced Poisson deviance and the number of photons fitted."""
-
-    n_exp: int
-    tau_ns: list[float]
-    fractions: list[float]
-    tau_amplitude_avg_ns: float
-    tau_intensity_avg_ns: float
-    tau_err_ns: list[float] = field(default_factory=list)
-    irf_center_ns: float | None = None
-    irf_sigma_ns: float | None = None
-    background_per_bin: float = 0.0
-    reduced_deviance: float = float("nan")
-    n_photons: int = 0
-    bin_width_ns: float = 0.0
-    model: str = "gaussian-irf"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def decay_histogram(stream: PhotonStream, mask: np.ndarray | None = None,
@@ -70,13 +47,21 @@ def _periodic_decay(t: np.ndarray, tau: float, period: float) -> np.ndarray:
 def _exgauss(x: np.ndarray, tau: float, sigma: float) -> np.ndarray:
     """Unit-area Gaussian (sigma) convolved with exp(-x/tau) H(x), computed stably:
     0.5 exp(s^2/2tau^2 - x/tau) erfc(b), b = (sigma/tau - x/sigma)/sqrt(2), rewritten with
-    erfcx where the exponential would overflow (b > 0)."""
+    erfcx where the exponential would overflow (b > 0). Where b < -6 (well after the IRF)
+    erfc(b) = 2 to double precision and only the exponential is computed; where x < -12 sigma
+    (well before it) the value is below 1e-31 and set to 0: the special functions are evaluated
+    on the few bins around the IRF only (the fit's cost)."""
     b = (sigma / tau - x / sigma) / np.sqrt(2.0)
-    pos = b > 0
-    out = np.empty_like(x)
-    out[pos] = 0.5 * np.exp(-0.5 * (x[pos] / sigma) ** 2) * erfcx(b[pos])
-    xn = x[~pos]
-    out[~pos] = 0.5 * np.exp(0.5 * (sigma / tau) ** 2 - xn / tau) * erfc(b[~pos])
+    out = np.zeros_like(x)
+    s2 = 0.5 * (sigma / tau) ** 2
+    far = b < -6.0
+    out[far] = np.exp(s2 - x[far] / tau)
+    mid = ~far & (b <= 0)
+    if mid.any():
+        out[mid] = 0.5 * np.exp(s2 - x[mid] / tau) * erfc(b[mid])
+    pos = (b > 0) & (x > -12.0 * sigma)
+    if pos.any():
+        out[pos] = 0.5 * np.exp(-0.5 * (x[pos] / sigma) ** 2) * erfcx(b[pos])
     return out
 
 
@@ -114,17 +99,26 @@ def _model(params: np.ndarray, t: np.ndarray, period: float, n_exp: int,
     return np.maximum(conv, 0) + bg
 
 
-def _deviance(y: np.ndarray, m: np.ndarray) -> float:
+def _deviance(y: np.ndarray, m: np.ndarray, pos: np.ndarray | None = None,
+              ylogy: float | None = None) -> float:
+    """Poisson deviance 2 sum[y ln(y/m) - (y - m)]; `pos` (indices with y > 0) and
+    `ylogy` (sum of y ln y over them) may be precomputed by the caller."""
     m = np.maximum(m, 1e-12)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        term = np.where(y > 0, y * np.log(y / m), 0.0)
-    return float(2 * np.sum(term - (y - m)))
+    if pos is None:
+        pos = np.nonzero(y > 0)[0]
+    yp = y[pos]
+    if ylogy is None:
+        ylogy = float(np.dot(yp, np.log(yp)))
+    return float(2 * (ylogy - np.dot(yp, np.log(m[pos])) - y.sum() + m.sum()))
 
 
 def fit_decay(t_ns: np.ndarray, counts: np.ndarray, period_ns: float, n_exp: int = 1,
-              irf: np.ndarray | None = None, tau_guess_ns: list[float] | None = None) -> DecayFit:
+              irf: np.ndarray | None = None, tau_guess_ns: list[float] | None = None,
+              start: DecayFit | None = None) -> DecayFit:
     """Poisson ML fit of `n_exp` (1 or 2) exponentials reconvolved with the IRF (Gaussian,
-    fitted, when `irf` is None; else the measured IRF histogram on the same bins)."""
+    fitted, when `irf` is None; else the measured IRF histogram on the same bins).
+    start: a fit of related data (e.g. all photons, for one level's photons) whose IRF position
+    and width start the search (fewer function evaluations)."""
     y = np.asarray(counts, dtype=float)
     if y.sum() < 50:
         raise AnalysisError(f"too few photons ({int(y.sum())}) for a decay fit (need >= 50)")
@@ -148,9 +142,20 @@ def fit_decay(t_ns: np.ndarray, counts: np.ndarray, period_ns: float, n_exp: int
     p0 = [np.log(max(a, 1e-6)) for a in amps0] + [np.log(t) for t in tau_guess_ns] + \
         [np.log(bg0)]
     p0 += [peak - 0.1, np.log(0.1)] if irf is None else [0.0]
+    if (start is not None and irf is None and start.n_exp == n_exp
+            and start.irf_center_ns is not None and start.irf_sigma_ns):
+        p0[-2:] = [start.irf_center_ns, np.log(start.irf_sigma_ns)]
+
+    pos = np.nonzero(y > 0)[0]
+    ylogy = float(np.dot(y[pos], np.log(y[pos])))
+
+    t_c = np.ascontiguousarray(t_ns, dtype=float)
 
     def nll(p):
-        return _deviance(y, _model(p, t_ns, period_ns, n_exp, irf))
+        if irf is None:  # numba, one pass (the fit's cost); same model as _model
+            return gauss_irf_deviance(np.asarray(p, float), t_c, y, float(period_ns), n_exp,
+                                      ylogy)
+        return _deviance(y, _model(p, t_ns, period_ns, n_exp, irf), pos, ylogy)
 
     best = minimize(nll, np.asarray(p0), method="Nelder-Mead",
                     options={"maxiter": 3000, "maxfev": 3000, "xatol": 1e-5, "fatol": 1e-4})
@@ -174,13 +179,18 @@ def fit_decay(t_ns: np.ndarray, counts: np.ndarray, period_ns: float, n_exp: int
         errs.append(float(taus[i] * np.sqrt(2.0 / d2)) if d2 > 0 else float("nan"))
     frac = amps / amps.sum()
     dof = max(y.size - p.size, 1)
+    mfit = np.maximum(_model(p, t_ns, period_ns, n_exp, irf), 1e-12)
+    chi2 = float(np.sum((y - mfit) ** 2 / mfit))
     return DecayFit(
         n_exp=n_exp, tau_ns=[float(x) for x in taus], fractions=[float(f) for f in frac],
         tau_amplitude_avg_ns=float((frac * taus).sum()),
         tau_intensity_avg_ns=float((frac * taus**2).sum() / (frac * taus).sum()),
-        tau_err_ns=errs, irf_center_ns=float(p[2 * n_exp + 1]) if irf is None else None,
+        tau_err_ns=[e if np.isfinite(e) else None for e in errs],
+        amplitudes_per_bin=[float(a) for a in amps],
+        irf_center_ns=float(p[2 * n_exp + 1]) if irf is None else None,
         irf_sigma_ns=float(np.exp(p[2 * n_exp + 2])) if irf is None else None,
-        background_per_bin=float(np.exp(p[2 * n_exp])), reduced_deviance=best.fun / dof,
+        background_per_bin=float(np.exp(p[2 * n_exp])), deviance=float(best.fun),
+        reduced_deviance=float(best.fun / dof), reduced_chi2=chi2 / dof,
         n_photons=int(y.sum()), bin_width_ns=dt,
         model="gaussian-irf" if irf is None else "measured-irf")
 
@@ -192,12 +202,13 @@ def flid(stream: PhotonStream, bin_width_s: float = 0.01, irf_offset_ns: float =
     the IRF in ns). Bins with no photon get NaN delay. `micro_ns` / `bin_index`: the stream's
     microtimes (ns) and trace-bin index per photon when the caller already has them."""
     from perovdefect.photons.analysis.trace import photon_bin_index
-    micro = (stream.microtimes_ns() if micro_ns is None else micro_ns) - irf_offset_ns
+    micro = stream.microtimes_ns() if micro_ns is None else micro_ns
     idx = photon_bin_index(stream, bin_width_s) if bin_index is None else bin_index
     n = int(np.ceil(stream.duration_s() / bin_width_s))
-    idx = np.minimum(idx, n - 1)
+    if idx.size and idx[-1] >= n:  # photons after the nominal acquisition time: last bin
+        idx = np.minimum(idx, n - 1)
     counts = np.bincount(idx, minlength=n)
     sums = np.bincount(idx, weights=micro, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):
-        delay = np.where(counts > 0, sums / counts, np.nan)
+        delay = np.where(counts > 0, sums / counts - irf_offset_ns, np.nan)
     return counts, delay

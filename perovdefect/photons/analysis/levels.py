@@ -1,8 +1,8 @@
-"""Intensity levels of a blinking trace: thresholds, Poisson mixture (EM + BIC), and
-photon-by-photon change points (Watkins & Yang, J. Phys. Chem. B 109, 617 (2005)).
+"""Binned intensity levels of a blinking trace: user thresholds and a Poisson mixture (EM + BIC)
+over trace bins. The primary, photon-by-photon segmentation (Watkins-Yang change points and BIC
+levels) is in `perovdefect.photons.analysis.changepoints`.
 
-The Poisson mixture and the change-point search are hand-written: scikit-learn has Gaussian
-mixtures only, and no kept library implements Watkins-Yang change points."""
+The Poisson mixture is hand-written: scikit-learn has Gaussian mixtures only."""
 
 from __future__ import annotations
 
@@ -92,49 +92,4 @@ def mixture_levels(counts: np.ndarray, max_levels: int = 5,
     for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
         sel = (x >= lo) & (x < hi)
         out.append(Level(float(lam[i]), float(sel.mean()), lo, hi))
-    return out
-
-
-def change_points(times_s: np.ndarray, min_photons: int = 20,
-                  critical: float | None = None) -> list[int]:
-    """Photon indices where the count rate changes (binary segmentation with the generalised
-    log-likelihood ratio of Watkins & Yang for a Poisson process).
-
-    For a segment of n photons spanning T, the statistic at photon k is
-    2[k ln(k/t_k) + (n-k) ln((n-k)/(T-t_k)) - n ln(n/T)]; a change is accepted when its maximum
-    exceeds `critical` (default 2 ln n + 8, a conservative Bonferroni-style bound replacing the
-    tabulated critical values), then both halves are searched again."""
-    t = np.asarray(times_s, dtype=float)
-    if t.size < 2 * min_photons:
-        return []
-    found: list[int] = []
-    stack = [(0, t.size)]
-    while stack:
-        a, b = stack.pop()
-        n = b - a
-        if n <= 2 * min_photons + 1:
-            continue
-        seg = t[a:b] - t[a]
-        T = seg[-1] if seg[-1] > 0 else 1e-12
-        k = np.arange(min_photons, n - min_photons)
-        tk = np.clip(seg[k], 1e-15, T - 1e-15)
-        stat = 2 * (k * np.log(k / tk) + (n - k) * np.log((n - k) / (T - tk)) - n * np.log(n / T))
-        i = int(np.argmax(stat))
-        crit = critical if critical is not None else 2 * np.log(n) + 8
-        if stat[i] > crit:
-            cp = a + int(k[i])
-            found.append(cp)
-            stack += [(a, cp), (cp, b)]
-    return sorted(found)
-
-
-def segments_from_change_points(times_s: np.ndarray, cps: list[int],
-                                duration_s: float) -> list[dict]:
-    """Segments (start/end in s, photons, rate in counts/s) between change points."""
-    edges = [0, *cps, len(times_s)]
-    bounds = [0.0, *[float(times_s[c]) for c in cps], duration_s]
-    out = []
-    for (i0, i1), (t0, t1) in zip(zip(edges[:-1], edges[1:]), zip(bounds[:-1], bounds[1:])):
-        out.append({"start_s": t0, "end_s": t1, "photons": i1 - i0,
-                    "rate_cps": (i1 - i0) / max(t1 - t0, 1e-12)})
     return out
