@@ -372,3 +372,431 @@ def test_cli_info_in_pieces(shared_data):
     r = run_cli("photons", "info", path, "--json", "--chunk-records", "777")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["photons_per_channel"] == {"0": 52833, "1": 20954}
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 13: headers validated before they are trusted; only PerovDefectError escapes the readers;
+# the photons CLI validates numbers and paths up front.
+
+def _ptu_bytes(overrides: dict | None = None, drop: tuple[str, ...] = (),
+               n_records: int | None = None, records: np.ndarray | None = None) -> bytes:
+    """A small HydraHarp v2 T3 PTU (4 photons) with tags replaced (name -> (type, value)) or
+    dropped; n_records overrides TTResult_NumberOfRecords."""
+    from perovdefect.photons.io import ptu_write as W
+    if records is None:
+        records = np.array([(0 << 25) | (100 << 10) | 5, (1 << 25) | (200 << 10) | 9,
+                            (0 << 25) | (300 << 10) | 700, (1 << 25) | (400 << 10) | 1000],
+                           np.uint32)
+    tags = {"File_GUID": (W.TY_ANSI, "{00000000-0000-0000-0000-000000000000}"),
+            "Measurement_Mode": (W.TY_INT8, 3), "Measurement_SubMode": (W.TY_INT8, 0),
+            "MeasDesc_Resolution": (W.TY_FLOAT8, 16e-12),
+            "MeasDesc_GlobalResolution": (W.TY_FLOAT8, 2e-7),
+            "MeasDesc_AcquisitionTime": (W.TY_INT8, 1000),
+            "TTResult_SyncRate": (W.TY_INT8, 5_000_000),
+            "TTResult_NumberOfRecords": (W.TY_INT8, records.size if n_records is None
+                                         else n_records),
+            "TTResultFormat_TTTRRecType": (W.TY_INT8, W.RT_HYDRAHARP2_T3),
+            "TTResultFormat_BitsPerRecord": (W.TY_INT8, 32)}
+    tags.update(overrides or {})
+    body = b"".join(W._tag(k, typ, v) for k, (typ, v) in tags.items() if k not in drop)
+    return (b"PQTTTR\0\0" + b"1.0.00\0\0" + body + W._tag("Header_End", W.TY_EMPTY, 0)
+            + records.astype("<u4").tobytes())
+
+
+def _ptu(tmp_path, name="x.ptu", **kw):
+    path = tmp_path / name
+    path.write_bytes(_ptu_bytes(**kw))
+    return path
+
+
+def test_synthetic_ptu_reads(tmp_path):
+    s = read_photons(_ptu(tmp_path))
+    assert s.mode == "T3" and s.channel.tolist() == [0, 1, 0, 1]
+    assert s.sync_rate_hz == 5e6 and s.n_microtime_bins == 12500
+
+
+@pytest.mark.parametrize("overrides, drop, match", [
+    ({"TTResult_SyncRate": (0x10000008, 0)}, (), "TTResult_SyncRate = 0"),
+    ({"TTResult_SyncRate": (0x10000008, -5)}, (), "TTResult_SyncRate"),
+    ({"TTResultFormat_TTTRRecType": (0x10000008, 0x00ABCDEF)}, (), "unknown record type"),
+    ({}, ("MeasDesc_GlobalResolution",), "MeasDesc_GlobalResolution"),
+    ({}, ("Measurement_Mode",), "Measurement_Mode"),
+    ({"MeasDesc_GlobalResolution": (0x4001FFFF, "fast")}, (), "MeasDesc_GlobalResolution"),
+    ({"MeasDesc_GlobalResolution": (0x20000008, float("nan"))}, (), "MeasDesc_GlobalResolution"),
+    ({"MeasDesc_GlobalResolution": (0x20000008, -2e-7)}, (), "MeasDesc_GlobalResolution"),
+    ({"MeasDesc_Resolution": (0x20000008, 0.0)}, (), "MeasDesc_Resolution"),
+    ({"MeasDesc_Resolution": (0x20000008, float("inf"))}, (), "MeasDesc_Resolution"),
+    ({"Measurement_Mode": (0x10000008, 7)}, (), "Measurement_Mode = 7"),
+    ({"Measurement_Mode": (0x10000008, 2)}, (), "contradicts record type"),
+    ({"TTResult_NumberOfRecords": (0x10000008, -3)}, (), "negative record count"),
+    ({"TTResultFormat_BitsPerRecord": (0x10000008, 16)}, (), "BitsPerRecord"),
+    ({"MeasDesc_AcquisitionTime": (0x10000008, -1000)}, (), "MeasDesc_AcquisitionTime"),
+])
+def test_ptu_bad_header_fields_are_named(tmp_path, overrides, drop, match):
+    path = _ptu(tmp_path, "bad.ptu", overrides=overrides, drop=drop)
+    for call in (lambda: read_photons(path), lambda: list(_iter(path))):
+        with pytest.raises(PhotonFileError, match=match) as info:
+            call()
+        assert "bad.ptu" in str(info.value)
+
+
+def _iter(path, **kw):
+    from perovdefect.photons.io import iter_photons
+    return iter_photons(path, chunk_records=2, **kw)
+
+
+def test_ptu_record_count_beyond_the_file(tmp_path):
+    path = _ptu(tmp_path, "short.ptu", n_records=1000)
+    with pytest.raises(PhotonFileError, match="truncated.*TTResult_NumberOfRecords"):
+        read_photons(path)
+    s = read_photons(path, allow_truncated=True)  # the 4 records present
+    assert len(s) == 4 and any("truncated" in w for w in s.header["warnings"])
+    assert sum(len(p) for p in _iter(path, allow_truncated=True)) == 4
+
+
+def test_ptu_garbled_tag_ident_is_a_photon_file_error(tmp_path):
+    """A byte flipped inside the ident of a required tag: the tag is missing, not a KeyError."""
+    raw = bytearray(_ptu_bytes())
+    i = raw.index(b"TTResult_SyncRate")
+    raw[i:i + 8] = b"TTRes\xffl_"
+    path = tmp_path / "garbled.ptu"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(PhotonFileError, match="garbled.ptu.*TTResult_SyncRate"):
+        read_photons(path)
+
+
+def test_ptu_reader_works_without_ptufile_memmap_argument(tmp_path, monkeypatch):
+    """ptufile >= 2026.6 has no `memmap` argument in PtuFile.read_records (and may lack `out` in
+    decode_records): perovdefect must not depend on either."""
+    import inspect
+
+    import ptufile
+
+    from perovdefect.photons.io import ptu as ptu_module
+    path = write_ptu(tmp_path / "sim.ptu", simulate(SimulationParams(duration_s=1.0, seed=3)))
+    whole = read_photons(path)
+    original_decode = ptufile.PtuFile.decode_records
+
+    def read_records(self):  # the new signature: no memmap
+        raise AssertionError("perovdefect reads the raw records itself")
+
+    def decode_records(self, records=None, /):  # no `out`
+        return original_decode(self, records)
+
+    monkeypatch.setattr(ptufile.PtuFile, "read_records", read_records)
+    monkeypatch.setattr(ptufile.PtuFile, "decode_records", decode_records)
+    monkeypatch.setattr(ptu_module, "MEMMAP_ABOVE_RECORDS", 0)
+    assert "out" not in inspect.signature(ptufile.PtuFile.decode_records).parameters
+    for s in (read_photons(path), ptu_module.read_ptu(path, decoder="ptufile")):
+        assert np.array_equal(s.macrotime, whole.macrotime)
+    assert sum(len(p) for p in _iter(path)) == len(whole)
+
+
+def _ht3_with(shared_data, tmp_path, name, **fields):
+    """hh400_v20.ht3 with time-tagging header fields (SyncRate, ImgHdrSize, nRecords) or main
+    header fields (Resolution, MeasurementMode, Tacq) replaced."""
+    from perovdefect.photons.io.legacy import _HH_BIN, _HH_CHANNEL, _HH_TT
+    raw = (shared_data / "tcspc" / "hh400_v20.ht3").read_bytes()
+    hdr = np.frombuffer(raw, _HH_BIN, count=1)[0].copy()
+    tt_off = _HH_BIN.itemsize + int(hdr["InpChansPresent"]) * (_HH_CHANNEL.itemsize + 4)
+    tt = np.frombuffer(raw, _HH_TT, count=1, offset=tt_off)[0].copy()
+    for k, v in fields.items():
+        (tt if k in _HH_TT.names else hdr)[k] = v
+    data = hdr.tobytes() + raw[_HH_BIN.itemsize:tt_off] + tt.tobytes() + \
+        raw[tt_off + _HH_TT.itemsize:]
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("fields, match", [
+    ({"SyncRate": 0}, "SyncRate"),
+    ({"SyncRate": -40_000_000}, "SyncRate"),
+    ({"ImgHdrSize": -1000}, "record offset|ImgHdrSize"),
+    ({"ImgHdrSize": 10**9}, "ImgHdrSize"),
+    ({"Resolution": float("nan")}, "Resolution"),
+    ({"Resolution": -4.0}, "Resolution"),
+    ({"MeasurementMode": 9}, "MeasurementMode"),
+    ({"Tacq": -5}, "Tacq"),
+])
+def test_legacy_bad_header_fields_are_named(shared_data, tmp_path, fields, match):
+    path = _ht3_with(shared_data, tmp_path, "bad.ht3", **fields)
+    for call in (lambda: read_photons(path), lambda: list(_iter(path))):
+        with pytest.raises(PhotonFileError, match=match) as info:
+            call()
+        assert "bad.ht3" in str(info.value)
+
+
+def test_legacy_record_count_beyond_the_file(shared_data, tmp_path):
+    path = _ht3_with(shared_data, tmp_path, "more.ht3", nRecords=10**12)
+    with pytest.raises(PhotonFileError, match="truncated.*nRecords"):
+        read_photons(path)
+    assert len(read_photons(path, allow_truncated=True)) > 0
+
+
+def test_picoharp_negative_and_nan_fields(tmp_path):
+    from perovdefect.photons.io.legacy import _PH_BIN
+    for field, value, match in (("nRecords", -4, "negative record count"),
+                                ("InpRate0", 0, "InpRate0"),
+                                ("Resolution", float("nan"), "Resolution"),
+                                ("ImgHdrSize", -7, "ImgHdrSize")):
+        hdr = np.zeros(1, _PH_BIN)
+        hdr["Ident"], hdr["FormatVersion"] = b"PicoHarp 300", b"2.0"
+        hdr["MeasurementMode"], hdr["Tacq"], hdr["InpRate0"] = 3, 1000, 10_000_000
+        hdr["Resolution"], hdr["nRecords"] = 0.004, 1
+        hdr[field] = value
+        f = tmp_path / f"{field}.pt3"
+        f.write_bytes(hdr.tobytes() + struct.pack("<I", (1 << 28) | 5))
+        with pytest.raises(PhotonFileError, match=match):
+            read_photons(f)
+
+
+def _h5(tmp_path, name="x.h5", unit=5e-9, ts=(1, 5, 9), det=(0, 1, 0), nano=None,
+        tcspc_unit=None):
+    import h5py
+    path = tmp_path / name
+    with h5py.File(path, "w") as f:
+        g = f.create_group("photon_data")
+        if ts is not None:
+            g["timestamps"] = np.asarray(ts, None if isinstance(ts[0], float) else np.int64)
+        if det is not None:
+            g["detectors"] = np.asarray(det, np.uint8)
+        if unit is not None:
+            g.create_group("timestamps_specs")["timestamps_unit"] = unit
+        if nano is not None:
+            g["nanotimes"] = np.asarray(nano, np.uint16)
+            if tcspc_unit is not None:
+                g.create_group("nanotimes_specs")["tcspc_unit"] = tcspc_unit
+    return path
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"unit": float("nan")}, "timestamps_unit"),
+    ({"unit": -5e-9}, "timestamps_unit"),
+    ({"unit": 0.0}, "timestamps_unit"),
+    ({"unit": "5 ns"}, "timestamps_unit"),
+    ({"ts": None}, "timestamps missing"),
+    ({"ts": (1.5, 2.5, 3.5)}, "integer"),
+    ({"det": (0, 1)}, "detectors has 2 values"),
+    ({"nano": (1, 2, 3), "tcspc_unit": float("inf")}, "tcspc_unit"),
+    ({"nano": (1, 2, 3), "tcspc_unit": -1e-12}, "tcspc_unit"),
+])
+def test_photon_hdf5_bad_units_and_datasets(tmp_path, kw, match):
+    path = _h5(tmp_path, "bad.h5", **kw)
+    with pytest.raises(PhotonFileError, match=match) as info:
+        read_photons(path)
+    assert "bad.h5" in str(info.value)
+
+
+def test_photon_hdf5_user_unit_must_be_finite_positive(tmp_path):
+    path = _h5(tmp_path, unit=None)
+    assert len(read_photons(path, timestamps_unit_s=1e-9)) == 3
+    for bad in (float("nan"), -1e-9, 0.0, float("inf")):
+        with pytest.raises(PhotonFileError, match="timestamps_unit_s"):
+            read_photons(path, timestamps_unit_s=bad)
+
+
+def test_only_perovdefect_errors_escape(tmp_path, monkeypatch):
+    """A failure no explicit check foresaw still leaves the public readers as a PhotonFileError
+    naming the file (the guard), e.g. an OSError while decoding."""
+    from perovdefect.errors import PerovDefectError
+    from perovdefect.photons.io import info_by_pieces, iter_photons
+    from perovdefect.photons.io import records as R
+    path = _ptu(tmp_path, "boom.ptu")
+
+    def boom(*a, **k):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr(R, "decode_records", boom)
+    for call in (lambda: read_photons(path), lambda: list(_iter(path)),
+                 lambda: info_by_pieces(path)):
+        with pytest.raises(PerovDefectError, match="boom.ptu.*ZeroDivisionError"):
+            call()
+    with pytest.raises(PhotonFileError, match="not a regular file"):
+        read_photons(tmp_path)
+    with pytest.raises(PhotonFileError, match="chunk_records"):
+        list(iter_photons(path, chunk_records=0))
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+def _invoke(*args: str):
+    """`perovdefect ARGS` in-process: (exit code, stdout, stderr)."""
+    from click.testing import CliRunner
+
+    from perovdefect.cli.main import main
+    try:
+        runner = CliRunner(mix_stderr=False)  # click < 8.2
+    except TypeError:
+        runner = CliRunner()
+    res = runner.invoke(main, list(args))
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    return res.exit_code, res.stdout, res.stderr
+
+
+def _assert_one_line_error(code: int, err: str, *names: str) -> None:
+    assert code != 0
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for n in names:
+        assert n in lines[0], (n, lines[0])
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--emitters", "0"], ["--emitters"]),
+    (["--emitters", "-2"], ["--emitters"]),
+    (["--emitters", "two"], ["--emitters"]),
+    (["--dark-emitters", "-1"], ["--dark-emitters"]),
+    (["--background-cps", "-1"], ["--background-cps"]),
+    (["--background-cps", "nan"], ["--background-cps"]),
+    (["--excitation-N", "nan"], ["--excitation-N"]),
+    (["--excitation-N", "0"], ["--excitation-N"]),
+    (["--excitation-N", "-1"], ["--excitation-N"]),
+    (["--excitation-N", "inf"], ["--excitation-N"]),
+    (["--duration", "-1"], ["--duration"]),
+    (["--duration", "0"], ["--duration"]),
+    (["--duration", "abc"], ["--duration"]),
+    (["--rep-rate-mhz", "0"], ["--rep-rate-mhz"]),
+    (["--rep-rate-mhz", "0.5"], ["--rep-rate-mhz"]),
+    (["--k-act", "-2"], ["--k-act"]),
+    (["--seed", "-1"], ["--seed"]),
+])
+def test_cli_simulate_refuses_impossible_numbers(tmp_path, args, names):
+    out = tmp_path / "sim.ptu"
+    code, _, err = _invoke("photons", "simulate", "-o", str(out), *args)
+    _assert_one_line_error(code, err, *names)
+    assert not out.exists()
+
+
+def test_cli_simulate_never_overwrites_without_force(tmp_path):
+    out = tmp_path / "sim.ptu"
+    code, _, err = _invoke("photons", "simulate", "-o", str(out), "--duration", "0.2")
+    assert code == 0, err
+    before = out.read_bytes()
+    code, _, err = _invoke("photons", "simulate", "-o", str(out), "--duration", "0.3")
+    _assert_one_line_error(code, err, str(out), "--force")
+    assert out.read_bytes() == before
+    code, _, err = _invoke("photons", "simulate", "-o", str(out), "--duration", "0.3",
+                           "--force")
+    assert code == 0, err and out.read_bytes() != before
+
+
+def test_cli_simulate_no_photons_is_an_error(tmp_path):
+    out = tmp_path / "none.ptu"
+    code, _, err = _invoke("photons", "simulate", "-o", str(out), "--duration", "0.01",
+                           "--excitation-N", "1e-12", "--background-cps", "0")
+    _assert_one_line_error(code, err, "no photons")
+    assert not out.exists()
+
+
+def _unwritable_folder(tmp_path) -> Path:
+    """A folder that cannot be written: chmod 555 for a normal user; as root (where permission
+    bits do not stop writes) a folder 'below' a regular file, which cannot exist."""
+    import os
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        d = tmp_path / "readonly"
+        d.mkdir()
+        d.chmod(0o555)
+        return d
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    return blocker / "out"
+
+
+def test_cli_unwritable_output_folder(tmp_path):
+    folder = _unwritable_folder(tmp_path)
+    src = tmp_path / "in.ptu"
+    src.write_bytes(_ptu_bytes())
+    code, _, err = _invoke("photons", "analyze", str(src), "-o", str(folder))
+    _assert_one_line_error(code, err, str(folder), "not writable")
+    code, _, err = _invoke("photons", "simulate", "-o", str(folder / "x.ptu"), "--duration",
+                           "0.1")
+    _assert_one_line_error(code, err, str(folder), "not writable")
+
+
+@pytest.mark.parametrize("args, names", [
+    (["--bin-ms", "nan"], ["--bin-ms"]),
+    (["--bin-ms", "0"], ["--bin-ms"]),
+    (["--bin-ms", "-10"], ["--bin-ms"]),
+    (["--gate-ns", "-1"], ["--gate-ns"]),
+    (["--background-cps", "-5"], ["--background-cps"]),
+    (["--background-cps", "inf"], ["--background-cps"]),
+    (["--g2-window-ns", "0"], ["--g2-window-ns"]),
+    (["--timestamps-unit", "nan"], ["--timestamps-unit"]),
+    (["--timestamps-unit", "-1e-9"], ["--timestamps-unit"]),
+    (["--thresholds", "5,,10"], ["--thresholds"]),
+    (["--thresholds", "5,abc"], ["--thresholds"]),
+    (["--thresholds", "nan"], ["--thresholds"]),
+    (["--thresholds", "-3"], ["--thresholds"]),
+    (["--excitation-N", "nan"], ["--excitation-N"]),
+    (["--excitation-N", "0"], ["--excitation-N"]),
+    (["--excitation-N", "1,2"], ["--excitation-N"]),
+])
+def test_cli_analyze_refuses_bad_numbers(tmp_path, args, names):
+    src = tmp_path / "in.ptu"
+    src.write_bytes(_ptu_bytes())
+    out = tmp_path / "out"
+    code, _, err = _invoke("photons", "analyze", str(src), "-o", str(out), *args)
+    _assert_one_line_error(code, err, *names)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_cli_missing_and_bad_input_files(tmp_path):
+    missing = tmp_path / "missing.ptu"
+    for cmd in (["info"], ["analyze", "-o", str(tmp_path / "o")]):
+        code, _, err = _invoke("photons", *cmd, str(missing))
+        _assert_one_line_error(code, err, "missing.ptu")
+    bad = _ptu(tmp_path, "zero_sync.ptu", overrides={"TTResult_SyncRate": (0x10000008, 0)})
+    for cmd in (["info"], ["analyze", "-o", str(tmp_path / "o2")]):
+        code, _, err = _invoke("photons", *cmd, str(bad))
+        _assert_one_line_error(code, err, "zero_sync.ptu", "TTResult_SyncRate")
+
+
+def test_cli_errors_in_a_real_process(tmp_path):
+    """The same checks through the installed entry point: stderr has one `error:` line and no
+    traceback (the held-out corpus runs the console script)."""
+    bad = _ptu(tmp_path, "neg_offset.ptu", n_records=10**6)
+    r = run_cli("photons", "info", str(bad))
+    _assert_one_line_error(r.returncode, r.stderr, "neg_offset.ptu", "truncated")
+    r = run_cli("photons", "simulate", "-o", str(tmp_path / "s.ptu"), "--emitters", "0")
+    _assert_one_line_error(r.returncode, r.stderr, "--emitters")
+
+
+def test_cli_analyze_no_overwrite_and_json_without_nan(tmp_path):
+    src = tmp_path / "sim.ptu"
+    write_ptu(src, simulate(SimulationParams(duration_s=1.0, n_emitters=1, seed=5)))
+    out = tmp_path / "res"
+    code, stdout, err = _invoke("photons", "analyze", str(src), "-o", str(out), "--json")
+    assert code == 0, err
+    for text in [stdout] + [p.read_text() for p in out.glob("*.json")]:
+        assert "NaN" not in text and "Infinity" not in text
+        json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+    stamp = (out / "summary.json").stat().st_mtime_ns
+    code, _, err = _invoke("photons", "analyze", str(src), "-o", str(out))
+    _assert_one_line_error(code, err, "--force", "exists")
+    assert (out / "summary.json").stat().st_mtime_ns == stamp
+    code, _, err = _invoke("photons", "analyze", str(src), "-o", str(out), "--force")
+    assert code == 0, err
+
+
+def test_json_safe_replaces_nan_and_inf():
+    from perovdefect.cli.photons import json_safe
+    doc = {"a": float("nan"), "b": [1.0, float("inf"), np.float64("nan")],
+           "c": np.array([1.0, np.nan]), "d": {"e": -np.inf, "f": 2}}
+    assert json_safe(doc) == {"a": None, "b": [1.0, None, None], "c": [1.0, None],
+                              "d": {"e": None, "f": 2}}
+    json.dumps(json_safe(doc), allow_nan=False)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"ts": (1, 9, 5)}, r"timestamps decreases at index 2"),
+    ({"det": (0, 200, 1)}, r"detectors\[1\] = 200"),
+])
+def test_photon_hdf5_garbled_values(tmp_path, kw, match):
+    """Unsorted timestamps or impossible detector numbers (a flipped byte in the data) are
+    errors, not huge traces or negative channels later in the analysis."""
+    path = _h5(tmp_path, "garbled.h5", **kw)
+    for call in (lambda: read_photons(path), lambda: list(_iter(path))):
+        with pytest.raises(PhotonFileError, match=match):
+            call()

@@ -1,25 +1,196 @@
-"""`perovdefect photons info|analyze|simulate`."""
+"""`perovdefect photons info|analyze|simulate`.
+
+Every number and path is validated before any work starts: numbers through click types with
+ranges (NaN and infinities refused by `FiniteFloat`), comma lists parsed strictly, input files
+must exist, output folders must be writable, existing outputs are never overwritten without
+--force. A bad argument is one line `error: ...` on stderr and exit code 2, never a traceback;
+JSON output holds null where a value is NaN or infinite.
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from perovdefect.cli.common import echo_json
+from perovdefect.errors import PerovDefectError
 
 
-@click.group()
+class FiniteFloat(click.ParamType):
+    """A float that is finite (no nan/inf) and within optional bounds (min/max inclusive unless
+    min_open/max_open). Click's FloatRange lets nan through, hence this type."""
+
+    name = "float"
+
+    def __init__(self, min: float | None = None, max: float | None = None,
+                 min_open: bool = False, max_open: bool = False) -> None:
+        self.min, self.max, self.min_open, self.max_open = min, max, min_open, max_open
+
+    def _range(self) -> str:
+        lo = "" if self.min is None else f"{self.min:g} {'<' if self.min_open else '<='} "
+        hi = "" if self.max is None else f" {'<' if self.max_open else '<='} {self.max:g}"
+        return f"{lo}x{hi}"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        if isinstance(value, float) and math.isfinite(value):
+            x = value
+        else:
+            try:
+                x = float(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not a number", param, ctx)
+            if not math.isfinite(x):
+                self.fail(f"{value!r} is not a finite number", param, ctx)
+        if self.min is not None and (x < self.min or (self.min_open and x == self.min)):
+            self.fail(f"{value} is not in the range {self._range()}", param, ctx)
+        if self.max is not None and (x > self.max or (self.max_open and x == self.max)):
+            self.fail(f"{value} is not in the range {self._range()}", param, ctx)
+        return x
+
+
+def parse_float_list(text: str, option: str, min: float | None = None,
+                     min_open: bool = False) -> list[float]:
+    """A strictly parsed comma-separated list of finite floats (no empty items, no nan/inf),
+    each >= min (> min when min_open); PerovDefectError naming the option otherwise."""
+    items = text.split(",")
+    out = []
+    for i, item in enumerate(items, 1):
+        s = item.strip()
+        if not s:
+            raise PerovDefectError(f"{option} {text!r}: item {i} is empty (give "
+                                   "comma-separated numbers, e.g. 1.5,3)")
+        try:
+            x = float(s)
+        except ValueError:
+            raise PerovDefectError(f"{option} {text!r}: item {i} ({s!r}) is not a "
+                                   "number") from None
+        if not math.isfinite(x):
+            raise PerovDefectError(f"{option} {text!r}: item {i} ({s!r}) is not finite")
+        if min is not None and (x < min or (min_open and x == min)):
+            raise PerovDefectError(f"{option} {text!r}: item {i} ({s}) must be "
+                                   f"{'>' if min_open else '>='} {min:g}")
+        out.append(x)
+    return out
+
+
+def json_safe(obj: Any) -> Any:
+    """obj with numpy values made plain and every NaN/inf float replaced by None (JSON null),
+    so that the JSON written is standard (no bare NaN)."""
+    import numpy as np
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def _dump_json(obj: Any, indent: int | None = 1) -> str:
+    return json.dumps(json_safe(obj), indent=indent, allow_nan=False, default=float)
+
+
+def ensure_writable_dir(folder: Path, what: str = "output folder") -> Path:
+    """Create `folder` (with parents) if needed and prove it writable by creating and removing a
+    temporary file in it (works for root too, where permission bits do not block writes);
+    PerovDefectError with one clear line otherwise."""
+    if folder.exists() and not folder.is_dir():
+        raise PerovDefectError(f"{what} {folder} exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".perovdefect-write-test-"):
+            pass
+    except OSError as exc:
+        raise PerovDefectError(f"{what} {folder} is not writable "
+                               f"({exc.strerror or type(exc).__name__})") from None
+    return folder
+
+
+def refuse_overwrite(paths: Iterable[Path], force: bool) -> None:
+    """PerovDefectError naming the first of `paths` that exists, unless force."""
+    if force:
+        return
+    existing = [p for p in paths if p.exists() or p.is_symlink()]
+    if existing:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise PerovDefectError(f"{existing[0]} exists{more}: not overwritten (use --force to "
+                               "overwrite)")
+
+
+class _PhotonsGroup(click.Group):
+    """Turns click's usage errors (bad number, missing file, unknown option) of the photons
+    commands into one line `error: ...` on stderr and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+            sys.exit(2)
+
+
+MIN_BIN_MS = 1e-3        # finest trace bin accepted (ms)
+MAX_BIN_MS = 1e6         # coarsest trace bin accepted (ms)
+MAX_G2_WINDOW_NS = 1e6   # widest g2 half-window accepted (ns): 2e7 bins of 0.1 ns
+MAX_TRACE_BINS = 50_000_000  # trace bins one recording may need (duration / bin width)
+MAX_SIM_DURATION_S = 3600.0  # longest simulated recording (s)
+MAX_SIM_EMITTERS = 100       # most emitters (bright or dark) simulated
+MAX_SIM_PHOTONS = 1e8        # most photons a simulation may be expected to produce
+MIN_SIM_REP_RATE_MHZ = 1.91  # one period must fit 2**15 microtime bins of 16 ps (1.907 MHz)
+
+
+def _analyze_outputs(out: Path, files: Iterable[str]) -> list[Path]:
+    """Every file `photons analyze` may write into `out` for these inputs (two inputs with the
+    same stem would write the same outputs: PerovDefectError)."""
+    stems: dict[str, str] = {}
+    paths = [out / "summary.json", out / "power_series.png"]
+    for f in files:
+        stem = Path(f).stem
+        if stem in stems:
+            raise PerovDefectError(f"{stems[stem]} and {f} have the same name stem {stem!r}: "
+                                   "their results would overwrite each other in "
+                                   f"{out}; analyse them into separate folders (-o)")
+        stems[stem] = f
+        paths += [out / f"{stem}.photonstats.json"] + [
+            out / f"{stem}_{kind}.png" for kind in ("trace", "decays", "flid", "g2", "dwell")]
+    return paths
+
+
+def _check_bins(stream: Any, bin_ms: float) -> None:
+    """Refuse a trace that would need more than MAX_TRACE_BINS bins of bin_ms (memory)."""
+    last_s = float(stream.macrotime.max() * stream.macrotime_resolution_s) if len(stream) else 0.0
+    span_s = max(stream.duration_s(), last_s)
+    n_bins = span_s / (bin_ms / 1e3)
+    if not math.isfinite(n_bins) or n_bins > MAX_TRACE_BINS:
+        raise PerovDefectError(f"{stream.source}: {span_s:.6g} s in bins of {bin_ms:g} ms "
+                               f"needs {n_bins:.3g} trace bins (at most {MAX_TRACE_BINS:.0e}); "
+                               "use a larger --bin-ms")
+
+
+@click.group(cls=_PhotonsGroup)
 def photons() -> None:
     """Time-tagged TCSPC data: read, simulate, analyse."""
 
 
 @photons.command("info")
-@click.argument("file", type=click.Path())
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--allow-truncated", is_flag=True, help="Decode the records of a cut-short file.")
-@click.option("--timestamps-unit", type=float, help="Photon-HDF5 unit (s) when the file has none.")
+@click.option("--timestamps-unit", type=FiniteFloat(min=0, min_open=True),
+              help="Photon-HDF5 unit (s) when the file has none.")
 @click.option("--chunk-records", type=click.IntRange(min=1),
               help="Records decoded at a time, the memory bound for big files [default: "
                    "perovdefect.photons.io.CHUNK_RECORDS, 20 million].")
@@ -31,103 +202,170 @@ def info(file: str, as_json: bool, allow_truncated: bool, timestamps_unit: float
     for w in d["warnings"]:
         click.echo(f"warning: {w}", err=True)
     if as_json:
-        echo_json(d)
+        echo_json(json_safe(d))
     else:
         for k, v in d.items():
             click.echo(f"{k:24s} {v}")
 
 
 @photons.command("analyze")
-@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), default="photons-out",
               show_default=True)
-@click.option("--bin-ms", type=float, default=10.0, show_default=True, help="Trace bin (ms).")
-@click.option("--thresholds", help="Comma-separated level thresholds (counts/bin).")
-@click.option("--gate-ns", type=float, default=0.0, help="Drop photons earlier than this (g2).")
-@click.option("--background-cps", type=float, help="Background per detector (counts/s).")
-@click.option("--excitation-N", "excitation", help="Comma-separated <N> per file (power series).")
-@click.option("--g2-window-ns", type=float, default=500.0, show_default=True)
+@click.option("--bin-ms", type=FiniteFloat(min=MIN_BIN_MS, max=MAX_BIN_MS), default=10.0,
+              show_default=True, help="Trace bin (ms).")
+@click.option("--thresholds", help="Comma-separated level thresholds (counts/bin, >= 0).")
+@click.option("--gate-ns", type=FiniteFloat(min=0), default=0.0,
+              help="Drop photons earlier than this (g2, ns, >= 0).")
+@click.option("--background-cps", type=FiniteFloat(min=0),
+              help="Background per detector (counts/s, >= 0).")
+@click.option("--excitation-N", "excitation",
+              help="Comma-separated <N> per file (power series; each finite and > 0).")
+@click.option("--g2-window-ns", type=FiniteFloat(min=0, min_open=True, max=MAX_G2_WINDOW_NS),
+              default=500.0, show_default=True, help="g2 half-window (ns).")
 @click.option("--allow-truncated", is_flag=True)
-@click.option("--timestamps-unit", type=float)
+@click.option("--timestamps-unit", type=FiniteFloat(min=0, min_open=True),
+              help="Photon-HDF5 unit (s) when the file has none.")
+@click.option("--force", is_flag=True, help="Overwrite existing results in the output folder.")
+@click.option("--levels", "level_method",
+              type=click.Choice(["change-points", "poisson-mixture", "thresholds"]),
+              help="Level method [default: change-points (Watkins-Yang + BIC); thresholds "
+                   "when --thresholds is given].")
+@click.option("--confidence", type=FiniteFloat(min=0.69, max=0.99), default=0.95,
+              show_default=True, help="Confidence level of the change-point test (0.69-0.99).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON.")
 def analyze(files, outdir, bin_ms, thresholds, gate_ns, background_cps, excitation,
-            g2_window_ns, allow_truncated, timestamps_unit, as_json) -> None:
+            g2_window_ns, allow_truncated, timestamps_unit, as_json, force=False,
+            level_method=None, confidence=0.95) -> None:
     """Trace, levels, decays per level, g2/M and FLID per FILE; power series if <N> given."""
-    from rich.progress import Progress
-
     from perovdefect.errors import AnalysisError
-    from perovdefect.photons.analysis.pipeline import analyze_stream, power_series
-    from perovdefect.photons.figures import (decay_figure, flid_figure, g2_figure,
-                                             power_series_figure, save, trace_figure)
-    from perovdefect.photons.io import read_photons
-    out = Path(outdir)
-    out.mkdir(parents=True, exist_ok=True)
-    ths = [float(x) for x in thresholds.split(",")] if thresholds else None
-    Ns = [float(x) for x in excitation.split(",")] if excitation else [None] * len(files)
+    # arguments and paths first, before any (slow) import or work
+    ths = parse_float_list(thresholds, "--thresholds", min=0) if thresholds is not None else None
+    Ns = (parse_float_list(excitation, "--excitation-N", min=0, min_open=True)
+          if excitation is not None else [None] * len(files))
     if len(Ns) != len(files):
         raise AnalysisError(f"--excitation-N has {len(Ns)} values for {len(files)} files")
+    out = Path(outdir)
+    refuse_overwrite(_analyze_outputs(out, files), force)
+    ensure_writable_dir(out)
+
+    from rich.progress import Progress
+
+    from perovdefect.photons.analysis.pipeline import analyze_stream, power_series
+    from perovdefect.photons.figures import (decay_figure, dwell_time_figure, flid_figure,
+                                             g2_figure, power_series_figure, save,
+                                             trace_figure)
+    from perovdefect.photons.io import read_photons
     results = []
     with Progress(transient=True, disable=as_json) as progress:
         task = progress.add_task("analysing", total=len(files))
         for f, N in zip(files, Ns):
             stream = read_photons(f, timestamps_unit, allow_truncated)
-            stats = analyze_stream(
-                stream, bin_width_s=bin_ms / 1e3, thresholds=ths, gate_ns=gate_ns,
-                background_cps=background_cps, excitation_N=N, g2_window_ns=g2_window_ns,
-                progress=lambda m, f=f: progress.update(task, description=f"{Path(f).name}: {m}"))
+            _check_bins(stream, bin_ms)
+            try:
+                with warnings.catch_warnings():  # numpy/scipy overflow chatter of the fits
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    stats = analyze_stream(
+                        stream, bin_width_s=bin_ms / 1e3, thresholds=ths, gate_ns=gate_ns,
+                        background_cps=background_cps, excitation_N=N,
+                        g2_window_ns=g2_window_ns, level_method=level_method,
+                        confidence=confidence,
+                        progress=lambda m, f=f: progress.update(
+                            task, description=f"{Path(f).name}: {m}"))
+            except (ArithmeticError, MemoryError) as exc:  # damaged data past the readers
+                raise PerovDefectError(f"{f}: analysis failed ({type(exc).__name__}: {exc}); "
+                                       "the recording may be damaged") from exc
             stem = Path(f).stem
-            stats.to_json(out / f"{stem}.photonstats.json")
+            (out / f"{stem}.photonstats.json").write_text(
+                _dump_json(json.loads(stats.to_json()), indent=None))
             save(trace_figure(stats), out / f"{stem}_trace.png")
             if stats.decay_histograms:
                 save(decay_figure(stats), out / f"{stem}_decays.png")
                 save(flid_figure(stats), out / f"{stem}_flid.png")
             if stats.g2:
                 save(g2_figure(stats), out / f"{stem}_g2.png")
+            dwell_fig = dwell_time_figure(stats)
+            if dwell_fig is not None:
+                save(dwell_fig, out / f"{stem}_dwell.png")
             results.append(stats)
             progress.advance(task)
     summary = {"files": [s.summary() for s in results]}
     if all(N is not None for N in Ns) and len(results) >= 3:
         series = power_series(results)
-        summary["power_series"] = series
+        summary["power_series"] = series.to_dict()
         save(power_series_figure(series), out / "power_series.png")
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    (out / "summary.json").write_text(_dump_json(summary))
     if as_json:
-        echo_json(summary)
+        echo_json(json_safe(summary))
     else:
         for s in summary["files"]:
             g2 = (f", g2(0) {s['g2_0']:.3f}+-{s['g2_0_err']:.3f}, M {s['n_emitters']:.2f}"
                   if s.get("g2_0") is not None and s.get("n_emitters") else "")
+            check = f"; {s['emitters_statement']}" if s.get("emitters_statement") else ""
             click.echo(f"{s['source']}: {s['photons']} photons, levels "
-                       f"{s['levels_counts_per_bin']} counts/bin{g2}")
+                       f"{s['levels_counts_per_bin']} counts/bin{g2}{check}")
         click.echo(f"results in {out}")
 
 
 @photons.command("simulate")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Output .ptu file.")
-@click.option("--duration", type=float, default=10.0, show_default=True, help="s")
-@click.option("--emitters", type=int, default=1, show_default=True)
-@click.option("--excitation-N", "excitation", type=float, default=1.0, show_default=True)
-@click.option("--rep-rate-mhz", type=float, default=5.0, show_default=True)
-@click.option("--background-cps", type=float, default=750.0, show_default=True)
+@click.option("--duration", type=FiniteFloat(min=0, min_open=True, max=MAX_SIM_DURATION_S),
+              default=10.0, show_default=True, help="Recording length (s).")
+@click.option("--emitters", type=click.IntRange(min=1, max=MAX_SIM_EMITTERS), default=1,
+              show_default=True, help="Number of emitters (>= 1).")
+@click.option("--excitation-N", "excitation", type=FiniteFloat(min=0, min_open=True, max=1e4),
+              default=1.0, show_default=True, help="Mean excitations per pulse <N> (> 0).")
+@click.option("--rep-rate-mhz", type=FiniteFloat(min=MIN_SIM_REP_RATE_MHZ, max=1000.0),
+              default=5.0, show_default=True,
+              help="Laser repetition rate (MHz); the T3 microtime (16 ps bins, 15 bits) must "
+                   "span one period.")
+@click.option("--background-cps", type=FiniteFloat(min=0, max=1e8), default=750.0,
+              show_default=True, help="Background per detector (counts/s, >= 0).")
 @click.option("--steady", is_flag=True, help="Non-blinking emitters (antibunching reference).")
-@click.option("--dark-emitters", type=int, default=0, help="Photoactivatable extra emitters.")
-@click.option("--k-act", type=float, default=2.0, show_default=True,
-              help="Activation rate at <N>=1 (1/s).")
-@click.option("--seed", type=int, default=0)
+@click.option("--dark-emitters", type=click.IntRange(min=0, max=MAX_SIM_EMITTERS), default=0,
+              help="Photoactivatable extra emitters (>= 0).")
+@click.option("--k-act", type=FiniteFloat(min=0, max=1e6), default=2.0, show_default=True,
+              help="Activation rate at <N>=1 (1/s, >= 0).")
+@click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0,
+              help="Random seed (>= 0).")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 def simulate_cmd(output, duration, emitters, excitation, rep_rate_mhz, background_cps, steady,
-                 dark_emitters, k_act, seed) -> None:
+                 dark_emitters, k_act, seed, force=False) -> None:
     """Monte Carlo single-particle recording written as a HydraHarp T3 PTU."""
     from perovdefect.photons.io.ptu_write import write_ptu
     from perovdefect.photons.simulate import (SEED_STATES, STEADY_STATES, SimulationParams,
                                               simulate)
+    out = Path(output)
+    if out.is_dir():
+        raise PerovDefectError(f"--output {out} is a folder; give a .ptu file name")
+    refuse_overwrite([out], force)
+    ensure_writable_dir(out.parent, "folder of --output")
     params = SimulationParams(duration_s=duration, n_emitters=emitters,
                               excitation_N=excitation, rep_rate_hz=rep_rate_mhz * 1e6,
                               background_cps=background_cps,
                               states=STEADY_STATES if steady else SEED_STATES,
                               n_dark=dark_emitters, k_act_hz=k_act, seed=seed)
+    bright = max(st.brightness for st in params.states)
+    expected = ((emitters + dark_emitters) * params.rep_rate_hz * duration
+                * min(1.0, bright * (1.0 - math.exp(-excitation)))
+                + 2.0 * background_cps * duration)
+    if expected > MAX_SIM_PHOTONS:
+        raise PerovDefectError(f"these settings would simulate up to {expected:.3g} photons "
+                               f"(at most {MAX_SIM_PHOTONS:.0e}); shorten --duration or lower "
+                               "--emitters/--background-cps/--rep-rate-mhz")
     stream = simulate(params)
-    write_ptu(output, stream)
+    if len(stream) == 0:
+        raise PerovDefectError(f"these settings simulate no photons in {duration:g} s (raise "
+                               "--excitation-N, --duration or --background-cps); "
+                               f"{output} not written")
+    try:
+        write_ptu(output, stream)
+    except ValueError as exc:  # a stream the T3 record format cannot hold
+        raise PerovDefectError(f"{output}: cannot encode the simulated photons ({exc})") from None
+    except OSError as exc:
+        raise PerovDefectError(f"{output}: cannot write ({exc.strerror or exc})") from None
     click.echo(f"wrote {len(stream)} photons ({stream.photons_per_channel()}) to {output}")
 
 

@@ -9,15 +9,22 @@ from pathlib import Path
 from typing import Any
 
 from perovdefect.errors import PhotonFileError
+from perovdefect.photons.io.checks import guard_errors, guard_iter_errors
 from perovdefect.photons.stream import PhotonStream
 
 CHUNK_RECORDS = 20_000_000  # records decoded at a time when a file is read piece by piece
 
 
 def _kind(path: Path) -> str:
-    if not path.is_file():
+    if not path.exists():
         raise PhotonFileError(f"{path}: no such file")
-    magic = path.open("rb").read(16)
+    if not path.is_file():
+        raise PhotonFileError(f"{path}: not a regular file")
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(16)
+    except OSError as exc:
+        raise PhotonFileError(f"{path}: cannot open ({exc.strerror or exc})") from exc
     if len(magic) < 8:
         raise PhotonFileError(f"{path}: file too short to be a TCSPC recording")
     if magic.startswith(b"PQTTTR"):
@@ -30,17 +37,29 @@ def _kind(path: Path) -> str:
                           "PTU (PQTTTR), HT2/HT3, PT2/PT3 or Photon-HDF5")
 
 
+def _chunk(chunk_records: int, path: Path) -> int:
+    """chunk_records validated: an integer >= 1 (records per piece)."""
+    import numbers
+    if isinstance(chunk_records, bool) or not isinstance(chunk_records, numbers.Integral) \
+            or chunk_records < 1:
+        raise PhotonFileError(f"{path}: chunk_records must be an integer >= 1, got "
+                              f"{chunk_records!r}")
+    return int(chunk_records)
+
+
+@guard_iter_errors
 def iter_photons(path: str | Path, chunk_records: int = CHUNK_RECORDS,
                  timestamps_unit_s: float | None = None,
                  allow_truncated: bool = False) -> Iterator[PhotonStream]:
     """Consecutive PhotonStreams of chunk_records records each, with absolute macrotimes (PTU
     and legacy files are memory-mapped, Photon-HDF5 is read slice by slice, so only one piece is
-    in memory at a time)."""
+    in memory at a time). Every failure is a PhotonFileError naming the file."""
     path = Path(path)
+    chunk_records = _chunk(chunk_records, path)
     kind = _kind(path)
     if kind == "ptu":
         from perovdefect.photons.io.ptu import iter_ptu
-        yield from iter_ptu(path, chunk_records)
+        yield from iter_ptu(path, chunk_records, allow_truncated)
     elif kind == "legacy":
         from perovdefect.photons.io.legacy import iter_legacy
         yield from iter_legacy(path, chunk_records, allow_truncated)
@@ -49,6 +68,7 @@ def iter_photons(path: str | Path, chunk_records: int = CHUNK_RECORDS,
         yield from iter_photon_hdf5(path, chunk_records, timestamps_unit_s)
 
 
+@guard_errors
 def info_by_pieces(path: str | Path, chunk_records: int = CHUNK_RECORDS,
                    timestamps_unit_s: float | None = None,
                    allow_truncated: bool = False) -> dict[str, Any]:
@@ -77,17 +97,19 @@ def info_by_pieces(path: str | Path, chunk_records: int = CHUNK_RECORDS,
     return total
 
 
+@guard_errors
 def read_photons(path: str | Path, timestamps_unit_s: float | None = None,
                  allow_truncated: bool = False) -> PhotonStream:
     """Read a PTU, HT3/HT2/PT3/PT2 or Photon-HDF5 file into a PhotonStream.
 
     timestamps_unit_s: only for Photon-HDF5 files that omit their unit. allow_truncated: decode
-    the complete records of a legacy file cut short (default: error)."""
+    the complete records of a file cut short (default: error). Every failure (missing, garbled,
+    truncated file, bad unit) is a PhotonFileError naming the file."""
     path = Path(path)
     kind = _kind(path)
     if kind == "ptu":
         from perovdefect.photons.io.ptu import read_ptu
-        return read_ptu(path)
+        return read_ptu(path, allow_truncated=allow_truncated)
     if kind == "hdf5":
         from perovdefect.photons.io.photon_hdf5 import read_photon_hdf5
         return read_photon_hdf5(path, timestamps_unit_s)
