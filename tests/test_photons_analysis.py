@@ -218,3 +218,21 @@ def test_power_law_dwell_times_have_a_heavy_tail():
     assert markov.mean() == pytest.approx(0.1, rel=0.02)
     assert np.median(power) == pytest.approx(0.1 * 1.5 / 2.5 * 2 ** (1 / 1.5), rel=0.03)
     assert np.percentile(power, 99.99) > 3 * np.percentile(markov, 99.99)
+
+
+def test_decay_deviance_is_infinite_not_a_crash_for_degenerate_parameters():
+    """A fit step to an underflowing IRF width or a lifetime beyond float range (seen on a
+    damaged HT3 file) gives an infinite deviance, never a ZeroDivisionError."""
+    import math
+
+    import numpy as np
+
+    from perovdefect.photons.analysis.kernels import gauss_irf_deviance
+    t = np.linspace(0.0, 50.0, 64)
+    y = np.ones_like(t)
+    ok = np.array([0.0, math.log(5.0), 0.0, 2.0, math.log(0.2)])
+    assert math.isfinite(gauss_irf_deviance(ok, t, y, 50.0, 1, 0.0))
+    for bad in ([0.0, math.log(5.0), 0.0, 2.0, -800.0],   # sigma underflows to 0
+                [0.0, 800.0, 0.0, 2.0, math.log(0.2)],    # tau overflows
+                [0.0, -800.0, 0.0, 2.0, math.log(0.2)]):  # tau underflows
+        assert gauss_irf_deviance(np.array(bad), t, y, 50.0, 1, 0.0) == math.inf

@@ -86,6 +86,8 @@ def gauss_irf_deviance(params: np.ndarray, t: np.ndarray, y: np.ndarray, period:
     bg = math.exp(params[2 * n_exp])
     center = params[2 * n_exp + 1]
     sigma = math.exp(params[2 * n_exp + 2])
+    if not (sigma > 0.0 and sigma < math.inf):  # an IRF width under- or overflowed
+        return math.inf
     half = 0.5 * (t[1] - t[0])
     amps = np.empty(n_exp)
     taus = np.empty(n_exp)
@@ -93,7 +95,14 @@ def gauss_irf_deviance(params: np.ndarray, t: np.ndarray, y: np.ndarray, period:
     for j in range(n_exp):
         amps[j] = math.exp(params[j])
         taus[j] = math.exp(params[n_exp + j])
-        pref[j] = 1.0 / (1.0 - math.exp(-period / taus[j]))
+        if not taus[j] > 0.0:
+            return math.inf
+        # 1/(1 - q), q = exp(-period/tau): a lifetime so long (or an overflowing parameter)
+        # that q rounds to 1 is no decay at all; an infinite deviance sends the fit back
+        one_minus_q = -math.expm1(-period / taus[j])
+        if not one_minus_q > 0.0:
+            return math.inf
+        pref[j] = 1.0 / one_minus_q
     dev = 0.0
     dt = t[1] - t[0]
     # well after the IRF (b < -6) every term is exp(s2 - x0/tau) (1 + q/(1 - q)): a geometric
