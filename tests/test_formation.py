@@ -86,7 +86,7 @@ def cspbbr3_vbr(tmp_path_factory):
     from perovdefect.calcs import Protocol, get_backend
     from perovdefect.structures import build_crystal, build_supercell, build_vacancies
     root = tmp_path_factory.mktemp("vbr")
-    backend = get_backend("gpaw", mode="lcao", basis="dzp", grid_spacing_A=0.25)
+    backend = get_backend("gpaw", mode="lcao", basis="szp(dzp)", grid_spacing_A=0.3)
     host = build_supercell(build_crystal("CsPbBr3-cubic"), target_atoms=40)
     assert len(host.atoms) == 40
     p = Protocol(kpoints=(1, 1, 1))
@@ -131,6 +131,15 @@ def test_periodic_vbr_formation_fnv_and_levels(cspbbr3_vbr, tmp_path):
                                   host.planar_potential.averages_eV, q1.structure.cell_A,
                                   host.structure.cell_A, EPS, site)
     assert detail.electrostatic_eV == pytest.approx(madelung, rel=0.3)
+    # issue 12: the charged periodic cell is aligned by the electrostatic potential far from
+    # the defect, not by the deepest level; the two shifts differ
+    from perovdefect.levels import find_in_gap_states
+    lv = find_in_gap_states(host, q1)
+    deep = find_in_gap_states(host, q1, alignment="deep_level")
+    assert lv.alignment.startswith("electrostatic potential") and not lv.alignment_fallback
+    print(f"V_Br+1 alignment: potential {lv.alignment_shift_eV:+.3f} eV, deepest level "
+          f"{deep.alignment_shift_eV:+.3f} eV")
+    assert abs(lv.alignment_shift_eV - deep.alignment_shift_eV) > 0.01
     # formation energies: slope q, and the (+1/0) crossing where they meet
     by_limit = {fe["limit"]: {c["charge"]: c["at_vbm_eV"] for c in fe["formation_energies"]}
                 for fe in out["formation_energies"]}

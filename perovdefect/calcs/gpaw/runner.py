@@ -95,6 +95,42 @@ def _excite(calc, atoms, excitation: str) -> None:
     prepare_mom_calculation(calc, atoms, f)
 
 
+def _spinor_localization(soc, eps: np.ndarray, occ: np.ndarray, band_weights: dict, atoms,
+                         window_eV: float, min_coverage: float = 0.9) -> list[dict]:
+    """Localisation of the SOC spinors near the gap (Gamma, clusters): SOC (second variation)
+    mixes the collinear states, spinor m = sum over (band n, spin s) of v_m,(n,s) |n s>, so its
+    atom weights are sum |v|^2 w_(s,n) (cross terms between different collinear states
+    dropped). Spinors whose weight lies less than `min_coverage` on collinear states with known
+    localisation are left out rather than guessed."""
+    from perovdefect.calcs.localization import character, ipr
+    if not band_weights:
+        return []
+    v = np.asarray(soc.eigenvectors())[0]  # (spinor m, collinear index 2 n + s)
+    nspins_collinear = 1 + max(s for s, _ in band_weights)
+    symbols = atoms.get_chemical_symbols()
+    homo = int(np.nonzero(occ > 0.5)[0].max())
+    lumo_e = eps[homo + 1] if homo + 1 < len(eps) else eps[homo]
+    out = []
+    for m in np.nonzero((eps >= eps[homo] - window_eV) & (eps <= lumo_e + window_eV))[0]:
+        c2 = np.abs(v[m]) ** 2
+        w = np.zeros(len(atoms))
+        covered = 0.0
+        for idx, weight in enumerate(c2):
+            band, spin = divmod(idx, 2)
+            key = (spin if nspins_collinear == 2 else 0, band)
+            if key in band_weights:
+                w += weight * band_weights[key]
+                covered += weight
+        if covered < min_coverage:
+            continue
+        w /= covered
+        out.append({"spin": 0, "k": 0, "band": int(m), "energy_eV": float(eps[m]),
+                    "occupation": float(occ[m]), "ipr": round(ipr(w), 4),
+                    "character": character(w, symbols),
+                    "outside_weight": round(float(1.0 - w.sum()), 4)})
+    return out
+
+
 def _reusable(previous: str | None, key: str) -> dict | None:
     """The ground_state.json of the previous ladder step if it holds the same ground state."""
     if not previous:
@@ -143,10 +179,11 @@ def _vacuum_level(calc, atoms) -> float | None:
     return float(faces.mean())
 
 
-def _localization(calc, atoms, eps: np.ndarray, occ: np.ndarray, window_eV: float
-                  ) -> list[dict]:
+def _localization(calc, atoms, eps: np.ndarray, occ: np.ndarray, window_eV: float,
+                  weights_out: dict | None = None) -> list[dict]:
     """Atom-resolved weights and IPR of the states within `window_eV` below the HOMO and above
-    the LUMO of each spin (Gamma): every state that can fall into a host's gap."""
+    the LUMO of each spin (Gamma): every state that can fall into a host's gap. The atom
+    weights themselves go to `weights_out[(spin, band)]` when given (for the SOC spinors)."""
     from perovdefect.calcs.localization import atom_labels_for_grid, atom_weights, character, ipr
     if any(atoms.pbc):
         return []
@@ -164,6 +201,8 @@ def _localization(calc, atoms, eps: np.ndarray, occ: np.ndarray, window_eV: floa
             if labels is None:
                 labels = atom_labels_for_grid(atoms.positions, atoms.cell.array, psi.shape)
             w = atom_weights(np.abs(psi) ** 2, labels, len(atoms))
+            if weights_out is not None:
+                weights_out[(s, n)] = w
             out.append({"spin": s, "k": 0, "band": n, "energy_eV": float(eps[s, 0, n]),
                         "occupation": float(occ[s, 0, n]), "ipr": round(ipr(w), 4),
                         "character": character(w, symbols),
@@ -229,7 +268,9 @@ def run(run_dir: Path) -> None:
     occ = np.array([[calc.get_occupation_numbers(kpt=k, spin=s) / weights[k]
                      for k in range(nk)] for s in range(nspins)])
     occ = occ / (2.0 / nspins)  # 0..1 per state
-    localization = _localization(calc, atoms, eps, occ, settings["localization_window_eV"])
+    band_weights: dict = {}
+    localization = _localization(calc, atoms, eps, occ, settings["localization_window_eV"],
+                                 band_weights)
     vacuum = _vacuum_level(calc, atoms)
     n_electrons = float(calc.get_number_of_electrons())
     common = dict(calc=calc, atoms=atoms, p=p, settings=settings, energy=energy,
@@ -279,7 +320,8 @@ def run(run_dir: Path) -> None:
             occ_soc[k, order[k, :n_fill]] = 1.0
         eps, occ = e_soc[None], occ_soc[None]
         weights = np.full(e_soc.shape[0], 1.0 / e_soc.shape[0])
-        localization = []  # spinor localisation is not computed; see the collinear step
+        localization = _spinor_localization(soc, eps[0], occ[0], band_weights, atoms,
+                                            settings["localization_window_eV"])
         _log(f"SOC done ({time.time() - t0:.1f} s)")
     doc = _write_doc("result.json", eps, occ, weights, functional, aexx, omega, bool(p["soc"]),
                      localization, **common)

@@ -1,0 +1,74 @@
+"""Issue 11: a real luminescence calculation of the neutral Cs4PbBr6 molecule with V_Br (GPAW
+LCAO, small basis and a coarse grid to fit CI): relaxed ground state, DeltaSCF excited state
+(a Br-p hole and the Pb-6p electron, kept by MOM), a CC diagram with 6 points on each surface,
+the predicted PL spectrum, and `perovdefect luminescence RUN_DIR --json` on the result."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from perovdefect.calcs.gpaw import gpaw_available
+from tests.conftest import run_cli
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not gpaw_available(), reason="GPAW not installed")]
+
+
+@pytest.fixture(scope="module")
+def lum_dir(tmp_path_factory):
+    from perovdefect.calcs import get_backend
+    from perovdefect.optics.run import run_luminescence
+    from perovdefect.structures import build_cluster
+    root = tmp_path_factory.mktemp("lum")
+    backend = get_backend("gpaw", mode="lcao", basis="szp(dzp)", grid_spacing_A=0.3,
+                          relax_fmax_eV_per_A=0.1, relax_max_steps=25)
+    rec = build_cluster("cs4pbbr6-molecule", vacancy=True, padding_A=3.5)
+    result = run_luminescence(rec, backend, root, "down:homo->lumo", temperature_K=295.0,
+                              measured_peak_nm=517.0, measured_fwhm_nm=14.0)
+    return root, result
+
+
+def test_cc_diagram_and_predicted_spectrum(lum_dir):
+    root, r = lum_dir
+    c = r.cc
+    assert len(r.fractions) >= 5 and len(r.ground_energies_eV) == len(r.fractions)
+    # the excited state lies above the ground state on the whole path
+    assert all(e > g for g, e in zip(r.ground_energies_eV, r.excited_energies_eV))
+    assert c.e_abs_eV > c.zpl_eV > c.e_em_eV > 0
+    assert c.e_abs_eV - c.e_em_eV == pytest.approx(
+        c.franck_condon_ground_eV + c.franck_condon_excited_eV, abs=1e-9)
+    assert c.delta_q_amu05_A > 0.1  # the hole and electron relax the cluster
+    # DeltaSCF bookkeeping agrees with the fitted diagram at its two minima
+    assert r.delta_scf.e_abs_eV == pytest.approx(c.e_abs_eV, abs=0.05)
+    assert r.delta_scf.e_em_eV == pytest.approx(c.e_em_eV, abs=0.05)
+    s = r.spectrum
+    e, y = np.asarray(s.energies_eV), np.asarray(s.intensity_per_eV)
+    assert np.trapezoid(y, e) == pytest.approx(1.0, abs=1e-3)
+    assert s.fwhm_eV > 0 and abs(s.peak_eV - c.e_em_eV) < 3 * s.fwhm_eV
+    cmp = r.comparison
+    assert cmp.peak_deviation_eV == pytest.approx(s.peak_eV - cmp.measured_peak_eV)
+
+
+def test_luminescence_cli_reads_the_result(lum_dir):
+    root, r = lum_dir
+    out = run_cli("luminescence", str(root), "--json", "--pl-nm", "517", "--pl-fwhm-nm", "14")
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    for key in ("zpl_eV", "absorption_eV", "emission_eV", "delta_q_amu05_A",
+                "hbar_omega_ground_meV", "hbar_omega_excited_meV", "huang_rhys_ground",
+                "huang_rhys_excited", "predicted_pl_peak_eV", "predicted_pl_fwhm_nm"):
+        assert np.isfinite(d[key]), key
+    assert d["comparison"]["measured_peak_nm"] == 517.0
+    # resuming recomputes nothing: every step is found finished
+    from perovdefect.calcs import get_backend
+    from perovdefect.optics.run import run_luminescence
+    from perovdefect.structures import build_cluster
+    logs: list[str] = []
+    again = run_luminescence(build_cluster("cs4pbbr6-molecule", vacancy=True, padding_A=3.5),
+                             get_backend("gpaw", mode="lcao", basis="szp(dzp)", grid_spacing_A=0.3,
+                                         relax_fmax_eV_per_A=0.1, relax_max_steps=25),
+                             root, "down:homo->lumo", log=logs.append)
+    assert all("done before" in line for line in logs) and again.cc == r.cc
