@@ -144,7 +144,7 @@ def test_periodic_vbr_formation_fnv_and_levels(cspbbr3_vbr, tmp_path):
     by_limit = {fe["limit"]: {c["charge"]: c["at_vbm_eV"] for c in fe["formation_energies"]}
                 for fe in out["formation_energies"]}
     rich, poor = by_limit["Br-rich"], by_limit["Br-poor"]
-    assert rich[0] - poor[0] == pytest.approx(-1.5, abs=1e-9)  # V_Br: E_f rises with mu_Br
+    assert rich[0] - poor[0] == pytest.approx(1.5, abs=1e-9)  # V_Br costs more when Br-rich
     level = rich[0] - rich[1]  # E_f(+1) = E_f(0) at E_F = level
     levels = out["transition_levels"] + out["levels_outside_gap"]
     assert [lv["charges"] for lv in levels] == [[1, 0]]

@@ -197,24 +197,23 @@ def local_backend() -> type[Backend]:
     return cls
 
 
-def backend_packages() -> list[str]:
-    """Python distributions used by the registered backends (for provenance)."""
-    out: list[str] = []
+def registered_classes() -> list[type[Backend]]:
+    """Every registered backend class that loads (a broken plug-in is skipped here; naming it
+    with get_backend gives its error)."""
+    out = []
     for name in available_backends():
         try:
-            out += [p for p in backend_class(name).packages if p not in out]
+            out.append(backend_class(name))
         except ProtocolError:
             continue
     return out
 
 
+def backend_packages() -> list[str]:
+    """Python distributions used by the registered backends (for provenance)."""
+    return list(dict.fromkeys(p for cls in registered_classes() for p in cls.packages))
+
+
 def backend_for_output(path: Path) -> type[Backend] | None:
     """The registered backend that recognises the output file `path`, if any."""
-    for name in available_backends():
-        try:
-            cls = backend_class(name)
-        except ProtocolError:
-            continue
-        if cls.recognises(path):
-            return cls
-    return None
+    return next((cls for cls in registered_classes() if cls.recognises(path)), None)

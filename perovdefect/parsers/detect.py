@@ -5,21 +5,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from perovdefect.calcs.backend import available_backends, backend_class, backend_for_output
+from perovdefect.calcs.backend import available_backends, backend_for_output, registered_classes
 from perovdefect.calcs.document import ElectronicStructure
-from perovdefect.errors import ParseError, PerovDefectError
+from perovdefect.errors import ParseError
 
 DOCUMENT = "result.json"
 
 
 def _candidates() -> list[str]:
-    names = [DOCUMENT]
-    for name in available_backends():
-        try:
-            names += [n for n in backend_class(name).output_files if n not in names]
-        except PerovDefectError:
-            continue
-    return names
+    """File names to look for in a run directory: the document, then each backend's."""
+    return list(dict.fromkeys([DOCUMENT, *(n for cls in registered_classes()
+                                           for n in cls.output_files)]))
 
 
 def parse(path: str | Path, parse_projections: bool = False) -> ElectronicStructure:
