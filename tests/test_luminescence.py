@@ -62,6 +62,17 @@ def test_luminescence_cli_reads_the_result(lum_dir):
                 "huang_rhys_excited", "predicted_pl_peak_eV", "predicted_pl_fwhm_nm"):
         assert np.isfinite(d[key]), key
     assert d["comparison"]["measured_peak_nm"] == 517.0
+    # the report overlays the predicted spectrum on the measured one, with the CC diagram
+    from perovdefect.demo import write_pl_spectrum
+    pl = write_pl_spectrum(root.parent / "pl.csv")
+    rep = run_cli("report", "--luminescence", str(root), "--pl", str(pl), "-o",
+                  str(root.parent / "report"))
+    assert rep.returncode == 0, rep.stderr
+    model = json.loads((root.parent / "report" / "report.json").read_text())
+    (lum,) = model["luminescence"]
+    assert lum["comparison"]["measured_peak_nm"] == pytest.approx(517.0, abs=0.5)
+    for fig in ("cc0.png", "pl_overlay0.png"):
+        assert (root.parent / "report" / "figures" / fig).stat().st_size > 5000
     # resuming recomputes nothing: every step is found finished
     from perovdefect.calcs import get_backend
     from perovdefect.optics.run import run_luminescence

@@ -9,19 +9,25 @@ import numpy as np
 
 
 def atom_labels_for_grid(positions_A: np.ndarray, cell_A: np.ndarray, shape: tuple[int, ...],
-                         cutoff_A: float = 3.5) -> np.ndarray:
+                         cutoff_A: float = 3.5, periodic: bool = False) -> np.ndarray:
     """For each grid point (flattened), the index of the nearest atom within `cutoff_A`, else -1.
 
-    Grid points are r = (i/n0, j/n1, k/n2) @ cell (GPAW's zero-padded grid convention); clusters
-    only (no periodic images), which is where real-space localisation is used.
-    """
+    Grid points are r = (i/n0, j/n1, k/n2) @ cell (GPAW's zero-padded grid convention). For a
+    periodic cell the distance is to the nearest periodic image (fractional differences wrapped
+    to [-1/2, 1/2), exact for the near-orthogonal perovskite supercells)."""
     grids = [np.arange(n) / n for n in shape]
     frac = np.stack(np.meshgrid(*grids, indexing="ij"), axis=-1).reshape(-1, 3)
-    r = frac @ np.asarray(cell_A)
+    cell = np.asarray(cell_A)
+    r = frac @ cell
+    atom_frac = np.asarray(positions_A) @ np.linalg.inv(cell)
     best = np.full(len(r), np.inf)
     label = np.full(len(r), -1, dtype=int)
     for a, p in enumerate(np.asarray(positions_A)):
-        d = np.linalg.norm(r - p, axis=1)
+        if periodic:
+            df = frac - atom_frac[a]
+            d = np.linalg.norm((df - np.round(df)) @ cell, axis=1)
+        else:
+            d = np.linalg.norm(r - p, axis=1)
         closer = (d < best) & (d < cutoff_A)
         best[closer] = d[closer]
         label[closer] = a

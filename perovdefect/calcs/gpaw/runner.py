@@ -185,9 +185,7 @@ def _localization(calc, atoms, eps: np.ndarray, occ: np.ndarray, window_eV: floa
     the LUMO of each spin (Gamma): every state that can fall into a host's gap. The atom
     weights themselves go to `weights_out[(spin, band)]` when given (for the SOC spinors)."""
     from perovdefect.calcs.localization import atom_labels_for_grid, atom_weights, character, ipr
-    if any(atoms.pbc):
-        return []
-    out = []
+    out = []  # periodic cells: the first k-point (Gamma in the Gamma-centred meshes used here)
     labels = None
     symbols = atoms.get_chemical_symbols()
     nspins = eps.shape[0]
@@ -199,7 +197,8 @@ def _localization(calc, atoms, eps: np.ndarray, occ: np.ndarray, window_eV: floa
             n = int(n)
             psi = calc.get_pseudo_wave_function(band=n, kpt=0, spin=s, pad=True)
             if labels is None:
-                labels = atom_labels_for_grid(atoms.positions, atoms.cell.array, psi.shape)
+                labels = atom_labels_for_grid(atoms.positions, atoms.cell.array, psi.shape,
+                                              periodic=any(atoms.pbc))
             w = atom_weights(np.abs(psi) ** 2, labels, len(atoms))
             if weights_out is not None:
                 weights_out[(s, n)] = w
