@@ -36,10 +36,12 @@ def test_demo_report_holds_in_gap_state_and_g2(demo_dir):
     summary = json.loads((demo_dir / "summary.json").read_text())
     assert (demo_dir / "report.html").stat().st_size > 100_000
     assert (demo_dir / "report.pdf").stat().st_size > 10_000
-    occupied = [s for s in summary["in_gap_states"] if s["occupation"] > 0.5]
-    assert occupied, "no occupied in-gap state in the demo report"
+    occupied = [s for s in summary["in_gap_states"] if s["occupation"] > 0.5
+                and s["kind"] == "defect"]
+    assert occupied, "no occupied defect state in the demo report"
     gap = summary["host_gaps"][0]["gap_eV"]
-    state = occupied[0]
+    (state,) = [s for s in summary["in_gap_states"] if s["compared_with_pl"]]
+    assert state in occupied
     assert 0 < state["energy_above_vbm_eV"] < gap and 0 < state["ipr"] <= 1
     assert abs(state["deviation_from_pl_eV"]) < 0.5  # PBE level vs the 517 nm PL
     # below the photobrightening threshold the particle is one emitter: g2(0) = 1 - 1/1 = 0
