@@ -61,6 +61,13 @@ class Backend(ABC):
         return None if "run_here" in cls.capabilities else \
             f"{cls.name} runs on the workers of a queue, not here"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        unknown = set(cls.capabilities) - set(CAPABILITIES)
+        if unknown:  # a typo here would silently disable a check
+            raise TypeError(f"{cls.__name__}: unknown capabilities {sorted(unknown)}; known: "
+                            f"{CAPABILITIES}")
+
     def __init__(self, **overrides: Any) -> None:
         unknown = sorted(set(overrides) - set(self.calc_defaults))
         if unknown:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -169,8 +170,12 @@ class GpawBackend(Backend):
                     log(line.rstrip())
             rc = proc.wait()
         if rc != 0 or not (directory / "result.json").is_file():
-            tail = (directory / "run.log").read_text().strip().splitlines()[-5:]
-            raise CalculationError(f"GPAW run in {directory} failed (exit {rc}); last lines of "
+            lines = (directory / "run.log").read_text().strip().splitlines()
+            # the Python error, not Open MPI's abort boilerplate after it
+            errors = [ln for ln in lines if re.search(r"(Error|Exception|SystemExit)\b", ln)
+                      and "MPI" not in ln]
+            tail = (errors or lines)[-3:]
+            raise CalculationError(f"GPAW run in {directory} failed (exit {rc}); from "
                                    f"run.log:\n  " + "\n  ".join(tail))
 
     def parse(self, directory: Path) -> ElectronicStructure:

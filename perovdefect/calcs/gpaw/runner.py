@@ -248,8 +248,8 @@ def run(run_dir: Path) -> None:
             opt = BFGS(atoms, logfile=str(run_dir / "relax.log") if world.rank == 0 else None)
             converged = bool(opt.run(fmax=settings["relax_fmax_eV_per_A"],
                                      steps=settings["relax_max_steps"]))
-            if world.rank == 0:
-                ase.io.write(run_dir / "relaxed.extxyz", atoms, format="extxyz")
+            # every rank calls it: ASE's write is a collective (master writes, all sync)
+            ase.io.write(run_dir / "relaxed.extxyz", atoms, format="extxyz")
         else:
             converged = True
     energy = float(atoms.get_potential_energy())
