@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import functools
+
 from dataclasses import dataclass
 from importlib import resources
 
@@ -67,6 +70,15 @@ def check_space_group(atoms: Atoms, expected: int, what: str) -> None:
 
 
 def build_crystal(name: str, lattice: str = "pbe") -> StructureRecord:
+    """A shipped crystal in its conventional cell (a fresh copy each call: the CIF is read and
+    its space group checked once per process; a 5000-step campaign builds it hundreds of times).
+    """
+    record = _build_crystal(name, lattice)
+    return StructureRecord(record.atoms.copy(), copy.deepcopy(record.metadata))
+
+
+@functools.lru_cache(maxsize=None)
+def _build_crystal(name: str, lattice: str) -> StructureRecord:
     """A shipped crystal in its conventional cell.
 
     lattice="pbe" keeps the shipped PBE-relaxed cell; "experimental" rescales a, b, c to the
