@@ -24,8 +24,10 @@ from perovdefect.optics.vertical import delta_scf_transitions
 from perovdefect.structures.record import StructureRecord
 
 RESULT = "luminescence.json"
-#: interpolation fractions (0: relaxed ground geometry, 1: relaxed excited geometry)
-FRACTIONS = (-0.4, 0.0, 0.4, 0.6, 1.0, 1.4)
+#: interpolation fractions (0: relaxed ground geometry, 1: relaxed excited geometry); no
+#: extrapolation: beyond the two minima MOM can land on another excited state (seen for
+#: V_Br in Cs4PbBr6 at f = -0.4, 1.2 eV below the relaxed excited state)
+FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 class LuminescenceResult(Document):
