@@ -133,6 +133,15 @@ def test_hse06_soc_ladder_reuses_one_ground_state(tmp_path):
     assert doc.gap_eV <= hse.gap_eV + 0.02
     assert 3.0 < doc.gap_eV < 4.2
     assert parse(tmp_path / "hse06-soc").gap_eV == doc.gap_eV  # the run dir parses the same
+    # issue 12: the SOC spinors keep a localisation (mixed from the collinear states), so the
+    # SOC step's states can be classified like the collinear ones
+    assert doc.band_localization and all(b.spin == 0 for b in doc.band_localization)
+    for b in doc.band_localization:
+        assert 0 < b.ipr <= 1
+        assert sum(b.character.values()) + b.outside_weight == pytest.approx(1, abs=0.02)
+    lumo = min((b for b in doc.band_localization if b.occupation < 0.5),
+               key=lambda b: b.energy_eV)
+    assert lumo.character["Cs"] > lumo.character["Pb"]  # the molecule's Cs-6s LUMO, as PBE
 
 
 def test_br2_nsc_hse06_agrees_with_self_consistent():
