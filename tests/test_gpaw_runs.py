@@ -139,9 +139,9 @@ def test_hse06_soc_ladder_reuses_one_ground_state(tmp_path):
     for b in doc.band_localization:
         assert 0 < b.ipr <= 1
         assert sum(b.character.values()) + b.outside_weight == pytest.approx(1, abs=0.02)
-    lumo = min((b for b in doc.band_localization if b.occupation < 0.5),
+    homo = max((b for b in doc.band_localization if b.occupation > 0.5),
                key=lambda b: b.energy_eV)
-    assert lumo.character["Cs"] > lumo.character["Pb"]  # the molecule's Cs-6s LUMO, as PBE
+    assert homo.character["Br"] > 0.5  # the molecule's HOMO stays Br-p with SOC
 
 
 def test_br2_nsc_hse06_agrees_with_self_consistent():
