@@ -92,7 +92,7 @@ def test_report_from_documents_and_escaping(tmp_path, shared_data):
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(1)&gt;.ptu" in page
     assert "escape &lt;b&gt;test&lt;/b&gt;" in page
     for sec in SECTIONS:
-        assert f"<section id='{sec}'>" in page
+        assert f'<section id="{sec}">' in page
     assert summary["particles"][0]["g2_0"] == pytest.approx(stats.g2["g2_0"])
     assert summary["host_gaps"][0]["gap_eV"] == pytest.approx(2.311, abs=0.01)
 

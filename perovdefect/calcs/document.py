@@ -138,6 +138,20 @@ class ElectronicStructure(Document):
         return (f"{self.functional}{'+SOC' if self.soc else ''} "
                 f"(a={self.exact_exchange_fraction:g}, w={self.screening_inv_A:g}/A)")
 
+    def theory_differences(self, other: ElectronicStructure) -> list[str]:
+        """How two calculations differ in code or level of theory (empty: comparable). The
+        screening is compared to 0.011/A: VASP's HSE06 (0.2/A) and libxc's (0.11/bohr =
+        0.208/A) are the same functional."""
+        out = []
+        if self.code != other.code:
+            out.append(f"codes differ ({self.code} vs {other.code})")
+        if (self.functional != other.functional or self.soc != other.soc
+                or abs(self.exact_exchange_fraction - other.exact_exchange_fraction) > 1e-3
+                or abs(self.screening_inv_A - other.screening_inv_A) > 0.011):
+            out.append(f"levels of theory differ ({self.level_of_theory} vs "
+                       f"{other.level_of_theory})")
+        return out
+
     def summary(self) -> dict[str, Any]:
         """The scalar fields (no eigenvalue arrays)."""
         keys = ("code", "functional", "exact_exchange_fraction", "screening_inv_A", "soc",

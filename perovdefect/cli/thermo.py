@@ -101,7 +101,7 @@ def formation(bulk, defects, chempots, correction, dielectric, charge_pairs, def
               "excited states and the CC points.")
 @click.option("--cluster", type=click.Choice(["cs4pbbr6-molecule", "pbbr6-octahedron"]),
               default="cs4pbbr6-molecule", show_default=True, help="With --compute.")
-@click.option("--padding", type=click.FloatRange(min=2.0, max=20.0), default=4.0,
+@click.option("--padding", type=click.FloatRange(min=2.0, max=20.0), default=5.0,
               show_default=True, help="Vacuum around the cluster (A), with --compute.")
 @click.option("--excitation", type=click.Choice(["down:homo->lumo", "up:homo->lumo"]),
               default="down:homo->lumo", show_default=True,

@@ -261,12 +261,7 @@ def check_comparable(host: ElectronicStructure, defect: ElectronicStructure,
                      allow_mixed: bool = False) -> list[str]:
     """Refuse a host and a defect of different codes or levels of theory (AnalysisError), or
     with allow_mixed return the warning that says so."""
-    problems = []
-    if host.code != defect.code:
-        problems.append(f"codes differ (host {host.code}, defect {defect.code})")
-    if host.level_of_theory != defect.level_of_theory:
-        problems.append(f"levels of theory differ (host {host.level_of_theory}, defect "
-                        f"{defect.level_of_theory})")
+    problems = host.theory_differences(defect)
     if not problems:
         return []
     msg = f"host {host.source} and defect {defect.source}: " + "; ".join(problems)

@@ -116,6 +116,7 @@ def formation_figure(result):
 def cc_figure(lum):
     """Configuration-coordinate diagram: both surfaces' computed points and harmonic fits,
     with the absorption, emission and ZPL arrows. `lum`: a LuminescenceResult."""
+    from perovdefect.optics.ccd import surface_energy
     c = lum.cc
     q = np.asarray(lum.fractions) * c.delta_q_amu05_A
     e0 = lum.ground_energies_eV[lum.fractions.index(0.0)]
@@ -157,7 +158,7 @@ def pl_overlay_figure(lum, wavelength_nm=None, intensity=None, measured=None):
         c = lum.comparison
         title += (f"; vs measured: {c.peak_deviation_eV:+.2f} eV, FWHM "
                   f"{c.fwhm_deviation_meV:+.0f} meV")
-    ax.set_title(title, fontsize=7)
+    ax.set_title(title, fontsize=6)
     ax.set_xlabel("photon energy (eV)")
     ax.set_ylabel("normalised intensity")
     ax.legend(fontsize=7)

@@ -81,14 +81,10 @@ def check_same_cell(host: ElectronicStructure, defect: ElectronicStructure,
 
 
 def check_same_theory(host: ElectronicStructure, defect: ElectronicStructure) -> None:
-    problems = []
-    if host.code != defect.code:
-        problems.append(f"code {defect.code} vs host {host.code}")
-    if host.level_of_theory != defect.level_of_theory:
-        problems.append(f"{defect.level_of_theory} vs host {host.level_of_theory}")
+    problems = host.theory_differences(defect)
     if problems:
-        raise AnalysisError(f"{_name(defect)}: " + "; ".join(problems) + ": formation energies "
-                            "need one code and one level of theory")
+        raise AnalysisError(f"{_name(defect)}: " + "; ".join(problems) + " from the host: "
+                            "formation energies need one code and one level of theory")
 
 
 def vacancy_site(host: ElectronicStructure, defect: ElectronicStructure) -> np.ndarray:

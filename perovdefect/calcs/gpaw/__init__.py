@@ -81,7 +81,7 @@ class GpawBackend(Backend):
     calc_defaults: dict[str, Any] = {
         "mode": "lcao", "basis": "dzp", "grid_spacing_A": 0.22, "smearing_eV": 0.01,
         "density_convergence": 1e-5, "nbands": None, "magmom_per_atom": None,
-        "relax_fmax_eV_per_A": 0.05, "relax_max_steps": 60, "localization_window_eV": 5.0}
+        "relax_fmax_eV_per_A": 0.05, "relax_max_steps": 60, "localization_window_eV": 8.0}
 
     presets = {"quick": {"mode": "lcao", "grid_spacing_A": 0.25}, "hybrid": {"mode": "pw"}}
 
