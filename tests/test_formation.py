@@ -147,6 +147,15 @@ def test_periodic_vbr_formation_fnv_and_levels(cspbbr3_vbr, tmp_path):
     print(f"V_Br+1 alignment: potential {lv.alignment_shift_eV:+.3f} eV, deepest level "
           f"{deep.alignment_shift_eV:+.3f} eV")
     assert abs(lv.alignment_shift_eV - deep.alignment_shift_eV) > 0.01
+    # classification in a periodic cell (measured: one empty Pb-p state 0.94 eV below the CBM,
+    # 3.8x more localised than the host CBM; two CBM-like states 0.19 eV below it)
+    defect = lv.defect_states
+    assert len(defect) == 1 and defect[0].occupation < 0.5
+    assert max(defect[0].character, key=defect[0].character.get) == "Pb"
+    assert defect[0].localization_ratio > 1.5 and defect[0].edge_distance_eV > 0.2
+    near_edge = [s for s in lv.in_gap_states if s.edge_distance_eV <= 0.2
+                 and s.character_similarity >= 0.9]
+    assert near_edge and all(s.kind == "perturbed_host" for s in near_edge)
     # formation energies: slope q, and the (+1/0) crossing where they meet
     by_limit = {fe["limit"]: {c["charge"]: c["at_vbm_eV"] for c in fe["formation_energies"]}
                 for fe in out["formation_energies"]}
