@@ -319,7 +319,7 @@ def run(run_dir: Path) -> None:
             occ_soc[k, order[k, :n_fill]] = 1.0
         eps, occ = e_soc[None], occ_soc[None]
         weights = np.full(e_soc.shape[0], 1.0 / e_soc.shape[0])
-        localization = _spinor_localization(soc, eps[0], occ[0], band_weights, atoms,
+        localization = _spinor_localization(soc, e_soc[0], occ_soc[0], band_weights, atoms,
                                             settings["localization_window_eV"])
         _log(f"SOC done ({time.time() - t0:.1f} s)")
     doc = _write_doc("result.json", eps, occ, weights, functional, aexx, omega, bool(p["soc"]),
