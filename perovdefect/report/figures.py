@@ -61,7 +61,7 @@ def level_diagram(analyses: list, pl: dict | None = None,
                                                  lambda nm: nm_to_ev(np.clip(nm, 50, None))))
     sec.set_ticks([350, 400, 450, 500, 550, 600, 700, 800, 1000, 1500, 3000])
     sec.set_ylabel("transition to VBM (nm)")
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=6, loc="center right", framealpha=0.85)  # the middle of the gap
     ax.set_title("host edges and in-gap states (filled: occupied; left/right: spin up/down)",
                  fontsize=8)
     fig.tight_layout()
