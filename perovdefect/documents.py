@@ -40,6 +40,9 @@ class Document(Part):
     SCHEMA_VERSION: ClassVar[int] = 2
     #: What to tell a user whose document cannot be upgraded.
     REGENERATE_HINT: ClassVar[str] = "regenerate it with this perovdefect"
+    #: True where perovdefect 0.1 wrote this document without a schema_version: such a dict
+    #: goes through _upgrade (with schema_version absent) instead of passing as current.
+    UNVERSIONED_IS_LEGACY: ClassVar[bool] = False
 
     schema_version: int = 2
 
@@ -67,7 +70,8 @@ class Document(Part):
         if not isinstance(data, dict):
             raise ParseError(f"{source}: a {cls.__name__} must be a JSON object, got "
                              f"{type(data).__name__}")
-        if data.get("schema_version", cls.SCHEMA_VERSION) != cls.SCHEMA_VERSION:
+        default = None if cls.UNVERSIONED_IS_LEGACY else cls.SCHEMA_VERSION
+        if data.get("schema_version", default) != cls.SCHEMA_VERSION:
             data = cls._upgrade(dict(data), source)
             data["schema_version"] = cls.SCHEMA_VERSION
         try:

@@ -58,6 +58,36 @@ class PlanarPotential(Part):
     convention: str = "electron"
 
 
+class CalcSummary(Part):
+    """The scalar fields of an ElectronicStructure (energies in eV): what tables and analyses
+    carry instead of the eigenvalue arrays."""
+
+    code: str
+    functional: str
+    exact_exchange_fraction: float
+    screening_inv_A: float
+    soc: bool
+    converged: bool
+    total_energy_eV: float | None = None
+    fermi_level_eV: float | None = None
+    vbm_eV: float | None = None
+    cbm_eV: float | None = None
+    gap_eV: float | None = None
+    direct_gap: bool | None = None
+    n_electrons: float | None = None
+    charge: float | None = None
+    nspins: int = 1
+    vacuum_level_eV: float | None = None
+    is_cluster: bool = False
+    formula: str | None = None
+    source: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.functional}{'+SOC' if self.soc else ''}"
+
+
 class ElectronicStructure(Document):
     """Result of one calculation (all energies in eV, absolute as the code reports them).
 
@@ -153,12 +183,11 @@ class ElectronicStructure(Document):
         return out
 
     def summary(self) -> dict[str, Any]:
-        """The scalar fields (no eigenvalue arrays)."""
-        keys = ("code", "functional", "exact_exchange_fraction", "screening_inv_A", "soc",
-                "converged", "total_energy_eV", "fermi_level_eV", "vbm_eV", "cbm_eV", "gap_eV",
-                "direct_gap", "n_electrons", "charge", "nspins", "vacuum_level_eV", "is_cluster",
-                "formula", "source", "warnings")
-        return {k: getattr(self, k) for k in keys}
+        """The scalar fields (no eigenvalue arrays): those of CalcSummary."""
+        return {k: getattr(self, k) for k in CalcSummary.model_fields}
+
+    def calc_summary(self) -> CalcSummary:
+        return CalcSummary(**self.summary())
 
     def warn_if_unconverged(self) -> None:
         if not self.converged:
@@ -190,5 +219,5 @@ def functional_from_parameters(lhfcalc: bool, aexx: float | None, hfscreen: floa
     return f"PBE0(a={aexx:g})"
 
 
-__all__ = ["OCC_THRESHOLD", "BandState", "ElectronicStructure", "ParseError", "PlanarPotential",
+__all__ = ["OCC_THRESHOLD", "BandState", "CalcSummary", "ElectronicStructure", "ParseError", "PlanarPotential",
            "StructureData", "build_document", "functional_from_parameters"]

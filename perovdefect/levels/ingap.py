@@ -106,11 +106,13 @@ class DefectLevels(Document):
     pl_comparison: PLComparison | None = None
     warnings: list[str] = Field(default_factory=list)
 
+    UNVERSIONED_IS_LEGACY = True
+
     @classmethod
     def _upgrade(cls, data, source):
-        if data.get("schema_version", 1) != 1 and "schema_version" in data:
+        """perovdefect 0.1 wrote no schema version (or 1); its states had no kind."""
+        if data.get("schema_version", 1) != 1:
             return super()._upgrade(data, source)
-        # perovdefect 0.1 wrote no schema version; its states had no kind
         for s in data.get("in_gap_states", []):
             s.setdefault("kind", "defect")
         return data

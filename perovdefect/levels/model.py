@@ -7,44 +7,11 @@ from typing import Any
 
 from pydantic import Field
 
-from perovdefect.calcs.document import ElectronicStructure
-from perovdefect.documents import Document, Part
+from perovdefect.calcs.document import CalcSummary, ElectronicStructure
+from perovdefect.documents import Document
 from perovdefect.errors import AnalysisError
 from perovdefect.levels.ingap import DefectLevels, find_in_gap_states, soc_corrected_gap
 from perovdefect.levels.pl import compare_with_pl
-
-
-class CalcSummary(Part):
-    """The scalar fields of an ElectronicStructure (energies in eV)."""
-
-    code: str
-    functional: str
-    exact_exchange_fraction: float
-    screening_inv_A: float
-    soc: bool
-    converged: bool
-    total_energy_eV: float | None = None
-    fermi_level_eV: float | None = None
-    vbm_eV: float | None = None
-    cbm_eV: float | None = None
-    gap_eV: float | None = None
-    direct_gap: bool | None = None
-    n_electrons: float | None = None
-    charge: float | None = None
-    nspins: int = 1
-    vacuum_level_eV: float | None = None
-    is_cluster: bool = False
-    formula: str | None = None
-    source: str | None = None
-    warnings: list[str] = Field(default_factory=list)
-
-    @classmethod
-    def of(cls, doc: ElectronicStructure) -> CalcSummary:
-        return cls(**doc.summary())
-
-    @property
-    def label(self) -> str:
-        return f"{self.functional}{'+SOC' if self.soc else ''}"
 
 
 class DefectAnalysis(DefectLevels):
@@ -57,6 +24,7 @@ class ModelAnalysis(Document):
     """Host and defect levels of one model."""
 
     REGENERATE_HINT = "re-run the campaign's analysis step (`perovdefect campaign rerun`)"
+    UNVERSIONED_IS_LEGACY = True
 
     campaign: str | None = None
     model: str | None = None
@@ -80,13 +48,6 @@ class ModelAnalysis(Document):
                         if k in CalcSummary.model_fields}
         return data
 
-    @classmethod
-    def from_dict(cls, data: Any, source: str = "document"):
-        if isinstance(data, dict) and "schema_version" not in data:
-            data = cls._upgrade(dict(data), source)
-            data["schema_version"] = cls.SCHEMA_VERSION
-        return super().from_dict(data, source)
-
 
 def analyze_model(results: list[dict], final_step: str, pl_nm: float | None = None,
                   campaign: str | None = None, model: str | None = None) -> ModelAnalysis:
@@ -108,5 +69,5 @@ def analyze_model(results: list[dict], final_step: str, pl_nm: float | None = No
             levels.pl_comparison = compare_with_pl(levels.transitions_eV, pl_nm)
         defects[r["label"]] = DefectAnalysis(charge=r["charge"], **levels.model_dump())
     return ModelAnalysis(campaign=campaign, model=model, final_step=final_step,
-                         host=CalcSummary.of(host), defects=defects, host_gaps_by_step_eV=gaps,
+                         host=host.calc_summary(), defects=defects, host_gaps_by_step_eV=gaps,
                          host_gap_hse06_soc_corrected_eV=corrected)

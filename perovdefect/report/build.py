@@ -78,7 +78,7 @@ def analyses_from_documents(host: str | Path, defects: list[str | Path],
                             allow_mixed: bool = False) -> list[ModelAnalysis]:
     """Level analyses from the outputs of any code (no campaign needed)."""
     from perovdefect.levels import compare_with_pl, find_in_gap_states
-    from perovdefect.levels.model import CalcSummary, DefectAnalysis
+    from perovdefect.levels.model import DefectAnalysis
     from perovdefect.parsers import parse
     host_doc = parse(host)
     defects_out = {}
@@ -90,7 +90,7 @@ def analyses_from_documents(host: str | Path, defects: list[str | Path],
         charge = None if doc.charge is None else int(round(doc.charge))
         defects_out[Path(d).name] = DefectAnalysis(charge=charge, **levels.model_dump())
     return [ModelAnalysis(model=Path(host).name, final_step="documents",
-                          host=CalcSummary.of(host_doc), defects=defects_out)]
+                          host=host_doc.calc_summary(), defects=defects_out)]
 
 
 def load_photon_stats(paths: list[str | Path], excitation_N: list[float] | None = None,

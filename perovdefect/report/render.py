@@ -25,7 +25,8 @@ def png(fig) -> bytes:
 def draw_figures(model: ReportModel, inputs) -> dict[str, bytes]:
     """name -> PNG bytes for every figure the model calls for."""
     from perovdefect.photons.figures import power_series_figure
-    from perovdefect.report.figures import level_diagram, pl_figure
+    from perovdefect.report.figures import (cc_figure, formation_figure, level_diagram,
+                                            pl_figure, pl_overlay_figure)
     figs: dict[str, bytes] = {}  # each figure is rendered and closed as soon as it is drawn
     if inputs.analyses:
         exp = model.reference["experimental_gap"]
@@ -48,7 +49,6 @@ def draw_figures(model: ReportModel, inputs) -> dict[str, bytes]:
             fig = maker(st)
             if fig is not None:
                 figs[f"particle{i}_{name}.png"] = png(fig)
-    from perovdefect.report.figures import cc_figure, formation_figure, pl_overlay_figure
     for i, f in enumerate(inputs.formation):
         figs[f"formation{i}.png"] = png(formation_figure(f))
     for i, lum in enumerate(inputs.luminescence):
@@ -68,8 +68,7 @@ def particle_figures(st) -> dict[str, Any]:
         out.update(decays=pf.decay_figure, flid=pf.flid_figure)
     if st.g2:
         out["g2"] = pf.g2_figure
-    if hasattr(pf, "dwell_time_figure"):
-        out["dwell"] = pf.dwell_time_figure
+    out["dwell"] = pf.dwell_time_figure  # None (no figure) without dwell times
     return out
 
 

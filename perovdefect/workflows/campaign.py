@@ -395,20 +395,6 @@ def check_output(output: str | Path, force: bool = False) -> Path:
     return path
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file and rename, so a failure never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _document_class():
-    """ElectronicStructure (its module moved from perovdefect.parsers to perovdefect.calcs)."""
-    try:
-        from perovdefect.calcs.document import ElectronicStructure
-    except ImportError:
-        from perovdefect.parsers.document import ElectronicStructure
-    return ElectronicStructure
 
 
 def collect(project: str | Path = DEFAULT_PROJECT, launchpad_file: str | Path | None = None,
@@ -416,7 +402,7 @@ def collect(project: str | Path = DEFAULT_PROJECT, launchpad_file: str | Path | 
             force: bool = False) -> dict:
     """All step results and analyses as one JSON table (written to `output` if given; an
     existing file only with `force`)."""
-    ElectronicStructure = _document_class()
+    from perovdefect.calcs.document import ElectronicStructure
     out_path = check_output(output, force) if output else None
     with open_launchpad(project, launchpad_file, write=False) as lpad:
         fws = _fireworks(lpad, campaign)
@@ -442,5 +428,6 @@ def collect(project: str | Path = DEFAULT_PROJECT, launchpad_file: str | Path | 
     table = {"project": str(project_paths(project)["root"]), "steps": rows,
              "analyses": analyses}
     if out_path is not None:
+        from perovdefect.documents import write_atomic
         write_atomic(out_path, json.dumps(table, indent=1))
     return table

@@ -42,7 +42,8 @@ def write_qadapter(resources: Resources, scheduler: str, output: str | Path,
                    force: bool = False) -> Path:
     """Write my_qadapter.yaml. The LaunchPad and FireWorker files must exist; an existing
     output is only replaced with `force`."""
-    from perovdefect.workflows.campaign import check_output, write_atomic
+    from perovdefect.documents import write_atomic
+    from perovdefect.workflows.campaign import check_output
     for what, f in (("LaunchPad", launchpad_file), ("FireWorker", fworker_file)):
         if not Path(f).is_file():
             raise CampaignError(f"{f}: no such {what} file")
