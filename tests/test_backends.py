@@ -32,7 +32,7 @@ class FakeBackend(Backend):
 
     name = "fakecode"
     capabilities = frozenset({"hybrid", "soc", "relax", "run_here"})
-    calc_defaults = {"gap_eV": 3.9}
+    calc_defaults = {"gap_eV": 3.9, "fail_step": ""}
 
     def write_inputs(self, record: StructureRecord, protocol: Protocol, directory: Path,
                      previous: Path | None = None) -> None:
@@ -43,6 +43,8 @@ class FakeBackend(Backend):
     def run(self, directory: Path, resources: dict[str, Any], log: Callable | None = None
             ) -> None:
         job = json.loads((directory / "input.json").read_text())
+        if job["protocol"]["name"] == self.settings["fail_step"]:
+            raise RuntimeError(f"fakecode crashed in step {job['protocol']['name']}")
         eps = [-8.0, -7.5, -7.0, 0.0, 0.0 + self.settings["gap_eV"], 5.0]
         occ = [1, 1, 1, 1, 0, 0]
         if job["vacancy"]:
@@ -161,6 +163,26 @@ def test_fake_code_runs_a_whole_campaign_and_report(tmp_path, fake_plugin):
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["in_gap_states"][0]["compared_with_pl"]
     assert report["provenance"]["calculations"]  # the backend described its own settings
+
+
+def test_a_failing_step_is_named_and_the_run_exits_nonzero(tmp_path, fake_plugin):
+    """A step whose code crashes: `campaign run` names the FIZZLED step and its error and exits
+    1; the steps before it keep their results."""
+    camp = tmp_path / "fail.yaml"
+    camp.write_text("name: fail-campaign\ncode: fakecode\ntier: hse06\nrelax: false\n"
+                    "settings: {fail_step: hse06}\nmodels:\n"
+                    "  - {compound: Cs4PbBr6, model: cluster, cluster: cs4pbbr6-molecule, "
+                    "charges: [0]}\n")
+    proj = tmp_path / "proj"
+    assert run_cli("campaign", "submit", str(camp), "--project", str(proj),
+                   env=fake_plugin).returncode == 0
+    r = run_cli("campaign", "run", "--project", str(proj), env=fake_plugin)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "FIZZLED fail-campaign/Cs4PbBr6_cs4pbbr6-molecule/host/hse06" in r.stderr
+    assert "fakecode crashed in step hse06" in r.stderr and "campaign rerun" in r.stderr
+    assert "Traceback" not in r.stderr
+    pbe = proj / "runs" / "fail-campaign" / "Cs4PbBr6_cs4pbbr6-molecule" / "host" / "pbe"
+    assert (pbe / "result.json").is_file()
 
 
 def test_report_from_results_json_without_fireworks(tmp_path, fake_plugin):

@@ -163,6 +163,18 @@ def run(project, launchpad, fworker, nlaunches) -> None:
     out = _progress_runner(do_run, project=project, launchpad_file=launchpad,
                            fworker_file=fworker, nlaunches=nlaunches)
     click.echo(f"done: {out['steps_with_results']}/{out['launched_steps']} steps have results")
+    _report_fizzled(out)
+
+
+def _report_fizzled(out: dict) -> None:
+    """Name every FIZZLED step with its error; exit 1 if there is one."""
+    bad = out.get("fizzled") or []
+    for fw in bad:
+        click.echo(f"FIZZLED {fw['name']} (fw_id {fw['fw_id']}): {fw['error']}", err=True)
+    if bad:
+        click.echo(f"{len(bad)} step(s) failed; fix the cause, then `perovdefect campaign rerun` "
+                   "(finished steps are not recomputed)", err=True)
+        raise SystemExit(1)
 
 
 @campaign.command()
@@ -200,6 +212,7 @@ def rerun(project, launchpad, fworker, lost_after, reserved_after, no_run, as_js
     if "launched_steps" in out:
         click.echo(f"done: {out['steps_with_results']}/{out['launched_steps']} steps have "
                    "results")
+        _report_fizzled(out)
 
 
 @campaign.command()

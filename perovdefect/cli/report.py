@@ -38,7 +38,7 @@ def report(campaign, host, defects, allow_mixed, photon_files, formation_files, 
     from perovdefect.levels import fit_pl_spectrum, read_spectrum
     from perovdefect.photons.analysis.pipeline import power_series
     from perovdefect.report import (ReportInputs, analyses_from_documents, build_report,
-                                    load_campaign_results, load_photon_stats)
+                                    campaign_extras, load_campaign_results, load_photon_stats)
     inputs = ReportInputs(compound=compound)
     if pl_csv:
         wl, y = read_spectrum(pl_csv)
@@ -49,6 +49,7 @@ def report(campaign, host, defects, allow_mixed, photon_files, formation_files, 
     if campaign:
         results = load_campaign_results(campaign)
         inputs.analyses, inputs.steps = results["analyses"], results["steps"]
+        inputs.formation, inputs.luminescence = campaign_extras(results, campaign)
         if not inputs.analyses:
             raise ReportError(f"{campaign}: the campaign has no finished level analysis yet "
                               "(run `perovdefect campaign run` first)")
@@ -68,12 +69,12 @@ def report(campaign, host, defects, allow_mixed, photon_files, formation_files, 
             inputs.power_series = power_series(inputs.photon_stats)
     if formation_files:
         from perovdefect.thermo.calculations import FormationResult
-        inputs.formation = [FormationResult.from_json(f) for f in formation_files]
+        inputs.formation += [FormationResult.from_json(f) for f in formation_files]
         inputs.input_files += [Path(f) for f in formation_files]
     if lum_dirs:
         from perovdefect.optics.run import RESULT, LuminescenceResult
         files = [Path(d) / RESULT if Path(d).is_dir() else Path(d) for d in lum_dirs]
-        inputs.luminescence = [LuminescenceResult.from_json(f) for f in files]
+        inputs.luminescence += [LuminescenceResult.from_json(f) for f in files]
         inputs.input_files += files
         if inputs.pl is not None:
             from perovdefect.optics.lineshape import compare_with_measurement

@@ -30,8 +30,9 @@ def _charge_pairs(values: tuple[str, ...]) -> dict[str, int]:
               help="Host (pristine) calculation: a run directory or output file, any code.")
 @click.option("--defect", "defects", required=True, multiple=True, type=click.Path(exists=True),
               help="Defect calculation, one per charge state (repeat the option).")
-@click.option("--chempots", type=click.Path(exists=True, dir_okay=False),
-              help="JSON/YAML {limit: {element: mu_eV_per_atom}} (e.g. Br-rich, Br-poor).")
+@click.option("--chempots", help="JSON/YAML {limit: {element: mu_eV_per_atom}} (e.g. Br-rich, "
+              "Br-poor), a campaign's thermodynamics.json, or `shipped` (the table computed "
+              "with GPAW PBE LCAO; only for hosts of that code and level of theory).")
 @click.option("--correction", type=click.Choice(["none", "fnv", "efnv"]), default="fnv",
               show_default=True, help="Finite-size correction for periodic cells.")
 @click.option("--dielectric", type=click.FloatRange(min=0, min_open=True),
@@ -61,7 +62,7 @@ def formation(bulk, defects, chempots, correction, dielectric, charge_pairs, def
         raise click.BadParameter(f"{sorted(unknown)} is not one of the --defect paths",
                                  param_hint="--charge")
     charges = {str(doc.source): given[d] for d, doc in zip(defects, docs) if d in given}
-    mus = read_chemical_potentials(chempots) if chempots else None
+    mus = read_chemical_potentials(chempots, host) if chempots else None
     from pathlib import Path
     if output and Path(output).exists() and not force:
         raise click.BadParameter(f"{output} exists (give --force to overwrite)",

@@ -1,8 +1,8 @@
 """The joint theory-experiment report (HTML + PNG + JSON + PDF)."""
 
 from perovdefect.report.build import (ReportInputs, analyses_from_documents, build_report,
-                                      load_campaign_results, load_photon_stats)
+                                      campaign_extras, load_campaign_results, load_photon_stats)
 from perovdefect.report.model import ReportModel
 
 __all__ = ["ReportInputs", "ReportModel", "analyses_from_documents", "build_report",
-           "load_campaign_results", "load_photon_stats"]
+           "campaign_extras", "load_campaign_results", "load_photon_stats"]

@@ -73,6 +73,22 @@ def load_campaign_results_table(data: dict, source: str = "campaign results") ->
         raise ReportError(f"{source}: {exc}") from None
 
 
+def campaign_extras(results: dict, source: str | Path = "campaign results") -> tuple[list, list]:
+    """(FormationResult documents, LuminescenceResult documents) of a `campaign collect` table
+    whose campaign has `thermodynamics:` / `luminescence:` blocks (empty lists otherwise)."""
+    from perovdefect.optics.run import RESULT, LuminescenceResult
+    from perovdefect.thermo.calculations import FormationResult
+    try:
+        formation = [FormationResult.from_dict(f["result"], source=f"{source}: {f['model']}")
+                     for f in results.get("formation", []) if "result" in f]
+        lum = [LuminescenceResult.from_json(Path(x["run_dir"]) / RESULT)
+               for x in results.get("luminescence", [])
+               if (Path(x["run_dir"]) / RESULT).is_file()]
+    except (ParseError, KeyError, TypeError) as exc:
+        raise ReportError(f"{source}: {exc}") from None
+    return formation, lum
+
+
 def analyses_from_documents(host: str | Path, defects: list[str | Path],
                             pl_nm: float | None = None,
                             allow_mixed: bool = False) -> list[ModelAnalysis]:

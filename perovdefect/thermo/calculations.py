@@ -23,7 +23,9 @@ from perovdefect.documents import Document
 from perovdefect.errors import AnalysisError
 from perovdefect.thermo.corrections import (check_cluster_bound, freysoldt_correction,
                                             isolated_cluster_correction)
-from perovdefect.thermo.documents import ClusterBoundCheck, Correction, FormationEnergyDiagram
+from perovdefect.thermo.chempots import host_stability, stability_region
+from perovdefect.thermo.documents import (ClusterBoundCheck, CompetingPhases, Correction,
+                                          FormationEnergyDiagram, PhaseEnergy)
 from perovdefect.thermo.formation import formation_energy_diagram
 
 CorrectionKind = Literal["none", "fnv", "efnv"]
@@ -201,11 +203,17 @@ def formation_from_calculations(
                            chemical_potentials=mu_note, warnings=warnings)
 
 
-def read_chemical_potentials(path: str | Path) -> dict[str, dict[str, float]]:
-    """A JSON or YAML file: {label: {element: mu_eV_per_atom}}, or a StabilityRegion JSON."""
+def read_chemical_potentials(path: str | Path, host: ElectronicStructure | None = None
+                             ) -> dict[str, dict[str, float]]:
+    """A JSON or YAML file: {label: {element: mu_eV_per_atom}}, a StabilityRegion JSON, or a
+    CompetingPhases JSON (a campaign's thermodynamics.json, or the shipped table: `shipped`),
+    whose region for the host's formula is taken; its code and level of theory must be the
+    host calculation's (absolute chemical potentials are only comparable within one)."""
     import json
 
     import yaml
+    if str(path) == "shipped":
+        path = shipped_limits_path()
     path = Path(path)
     if not path.is_file():
         raise AnalysisError(f"{path}: no such chemical-potential file")
@@ -213,6 +221,23 @@ def read_chemical_potentials(path: str | Path) -> dict[str, dict[str, float]]:
         data = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise AnalysisError(f"{path}: not JSON/YAML ({exc})") from None
+    if isinstance(data, dict) and "regions" in data:
+        phases = CompetingPhases.from_dict(data, source=str(path))
+        if host is None or host.structure is None:
+            raise AnalysisError(f"{path}: a competing-phase table needs the host calculation "
+                                "(its formula picks the region)")
+        from pymatgen.core import Composition
+        formula = Composition("".join(host.structure.symbols)).reduced_formula
+        theirs = (phases.code, phases.level_of_theory, (phases.basis, phases.cutoff_eV))
+        ours = (host.code, host.level_of_theory, _basis(host))
+        if theirs != ours:
+            raise AnalysisError(f"{path}: chemical potentials from {theirs}, host {_name(host)} "
+                                f"from {ours} (code, level of theory, (basis, cutoff)): absolute "
+                                "chemical potentials need one code, level of theory and basis")
+        try:
+            return phases.limits(formula)
+        except AnalysisError as exc:
+            raise AnalysisError(f"{path}: {exc}") from None
     if isinstance(data, dict) and "limits" in data:
         data = {lim["label"]: lim["mu_eV"] for lim in data["limits"]}
     ok = isinstance(data, dict) and data and all(
@@ -222,3 +247,66 @@ def read_chemical_potentials(path: str | Path) -> dict[str, dict[str, float]]:
         raise AnalysisError(f"{path}: expected {{label: {{element: mu_eV}}}} with finite "
                             f"numbers, got {json.dumps(data)[:120]}")
     return {str(k): {str(e): float(x) for e, x in v.items()} for k, v in data.items()}
+
+
+def shipped_limits_path() -> Path:
+    """The shipped competing-phase table (perovdefect/data/thermo/competing_phases_limits.json)."""
+    from importlib import resources
+    return Path(str(resources.files("perovdefect.data").joinpath(
+        "thermo", "competing_phases_limits.json")))
+
+
+def _basis(doc: ElectronicStructure) -> tuple[str | None, float | None]:
+    """(basis, plane-wave cutoff in eV) of a calculation, as its backend recorded the step."""
+    step = doc.settings.get("step") or {}
+    return step.get("basis"), step.get("cutoff_eV")
+
+
+def phase_energy(doc: ElectronicStructure) -> PhaseEnergy:
+    """A competing phase's total energy per reduced formula unit (eV) from its calculation."""
+    from pymatgen.core import Composition
+    if doc.structure is None or doc.total_energy_eV is None:
+        raise AnalysisError(f"{_name(doc)}: a competing phase needs its structure and total "
+                            "energy in the document")
+    if not doc.converged:
+        raise AnalysisError(f"{_name(doc)}: the calculation did not converge; its total energy "
+                            "cannot enter the phase diagram")
+    formula, factor = Composition(
+        "".join(doc.structure.symbols)).get_reduced_formula_and_factor()
+    return PhaseEnergy(formula=formula, energy_per_formula_unit_eV=doc.total_energy_eV / factor,
+                       source=_name(doc))
+
+
+def limits_from_calculations(phases: list[ElectronicStructure], hosts: list[str],
+                             rich_element: str = "Br") -> CompetingPhases:
+    """Each host's stability and chemical-potential limits from finished competing-phase
+    calculations of one code and level of theory (an AnalysisError names the file that
+    differs). Of two calculations of one formula (Br2 molecule and solid) the lower energy per
+    formula unit enters, as on a convex hull; both are listed."""
+    if not phases:
+        raise AnalysisError("no competing-phase calculations given")
+    for doc in phases[1:]:
+        problems = phases[0].theory_differences(doc)
+        if _basis(doc) != _basis(phases[0]):
+            problems.append(f"basis/cutoff differ ({_basis(doc)} vs {_basis(phases[0])})")
+        if problems:
+            raise AnalysisError(f"{_name(doc)}: " + "; ".join(problems) + f" from "
+                                f"{_name(phases[0])}: the phase diagram needs one code and one "
+                                "level of theory")
+    energies = [phase_energy(d) for d in phases]
+    stability, regions, problems = {}, {}, {}
+    for host in hosts:
+        stability[host] = host_stability(host, energies)
+        if stability[host].stable:
+            regions[host] = stability_region(host, energies, rich_element)
+        else:
+            s = stability[host]
+            problems[host] = (f"{s.energy_above_hull_eV_per_atom * 1e3:.1f} meV/atom above the "
+                              f"hull (decomposes into {s.decomposition})")
+    counts = Counter(e.formula for e in energies)
+    notes = [f"{f}: {n} calculations; the lowest energy per formula unit is on the hull"
+             for f, n in counts.items() if n > 1]
+    basis, cutoff = _basis(phases[0])
+    return CompetingPhases(code=phases[0].code, level_of_theory=phases[0].level_of_theory,
+                           basis=basis, cutoff_eV=cutoff, phases=energies, stability=stability, regions=regions,
+                           problems=problems, notes=notes)

@@ -1,5 +1,6 @@
-"""Shipped reference data of the thermodynamics: dielectric constants (with sources) and the
-Cs-Pb-Br competing-phase list; experimental binary formation enthalpies read from pymatgen."""
+"""Shipped reference data of the thermodynamics: dielectric constants (with sources), the
+Cs-Pb-Br competing-phase list (from perovdefect.structures.phases); experimental binary formation
+enthalpies read from pymatgen."""
 
 from __future__ import annotations
 
@@ -49,8 +50,12 @@ def dielectric_constant(host: str, kind: Literal["total", "electronic"] = "total
 
 
 def competing_phases() -> list[dict[str, Any]]:
-    """The Cs-Pb-Br competing phases (formula, role, structure, provenance)."""
-    return _load("competing_phases.json")["phases"]
+    """The Cs-Pb-Br competing phases (name, formula, space group, structure source, whether a
+    structure is shipped): a view of perovdefect.structures.phases, where they are built."""
+    from perovdefect.structures.phases import PHASES, phase_spec, shipped_phases
+    return [{"name": n, "formula": phase_spec(n).formula,
+             "space_group": phase_spec(n).space_group_symbol, "source": phase_spec(n).source,
+             "shipped": n in shipped_phases()} for n in PHASES]
 
 
 @lru_cache(maxsize=1)

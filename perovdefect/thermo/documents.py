@@ -64,6 +64,30 @@ class StabilityRegion(Document):
                             f"{[x.label for x in self.limits]}")
 
 
+class CompetingPhases(Document):
+    """The competing phases computed at one level of theory and each host's place on their
+    convex hull: its stability region (chemical-potential limits) where it is stable."""
+
+    code: str
+    level_of_theory: str
+    #: what else fixes absolute total energies: the step's basis and plane-wave cutoff
+    basis: str | None = None
+    cutoff_eV: float | None = None
+    phases: list[PhaseEnergy]
+    stability: dict[str, HostStability]
+    #: host -> its stability region; a host above the hull has none (see `problems`)
+    regions: dict[str, StabilityRegion] = Field(default_factory=dict)
+    problems: dict[str, str] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+
+    def limits(self, host: str) -> dict[str, dict[str, float]]:
+        """{limit label: {element: absolute mu (eV/atom)}} of one host."""
+        if host not in self.regions:
+            why = self.problems.get(host, f"not among {sorted(self.regions)}")
+            raise AnalysisError(f"no chemical-potential limits for {host}: {why}")
+        return {lim.label: dict(lim.mu_eV) for lim in self.regions[host].limits}
+
+
 class Correction(Part):
     """An energy correction applied to one charge state (eV); name 'none' when none applied."""
 

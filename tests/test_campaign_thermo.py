@@ -1,0 +1,182 @@
+"""Campaign `thermodynamics:` and `luminescence:` blocks: validation, the Fireworks they add, and a
+real competing-phase campaign (GPAW PBE LCAO, rlaunch on the embedded LaunchPad) whose limits are
+checked against pymatgen's phase diagram and the experimental formation enthalpy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from perovdefect.calcs.gpaw import gpaw_available
+from perovdefect.errors import CampaignError
+from perovdefect.workflows.spec import load_campaign
+from tests.conftest import run_cli
+
+needs_gpaw = pytest.mark.skipif(not gpaw_available(), reason="GPAW not installed")
+
+CLUSTER = {"compound": "Cs4PbBr6", "model": "cluster", "cluster": "pbbr6-octahedron",
+           "padding_A": 4.0, "charges": [0]}
+BASE = {"name": "thermo", "code": "gpaw", "tier": "pbe", "relax": False, "models": [CLUSTER],
+        "settings": {"mode": "lcao", "grid_spacing_A": 0.25}}
+
+
+def write(tmp_path: Path, **changes) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**BASE, **changes}))
+    return path
+
+
+@pytest.mark.parametrize("block, message", [
+    ({"thermodynamics": {"phases": ["Cs", "Unobtainium"]}}, "unknown phases"),
+    ({"thermodynamics": {"phases": ["Cs", "Pb", "Br2", "CsPb2Br5", "Cs4PbBr6"]}},
+     "no structure is shipped for \\['CsPb2Br5'\\]"),
+    ({"thermodynamics": {"hosts": ["CsBr"], "phases": ["Cs", "CsBr"]}},
+     "elemental reference phase"),
+    ({"thermodynamics": {"hosts": ["CsPbBr3"], "phases": ["Cs", "Br2", "CsBr"]}},
+     "not among the phases"),
+    ({"thermodynamics": {"step": "hse06"}}, "not a static step"),
+    ({"thermodynamics": {"kpoint_density_inv_A": -1}}, "greater than 0"),
+    ({"thermodynamics": {"settings": {"no_such_setting": 1}}}, "no_such_setting"),
+    ({"luminescence": {"models": ["nope"]}}, "not model labels"),
+    ({"luminescence": {"excitation": "sideways"}}, "excitation"),
+    ({"luminescence": {}, "models": [{**CLUSTER, "charges": [-1]}]}, "no cluster model"),
+])
+def test_blocks_refuse_bad_input(tmp_path, block, message):
+    with pytest.raises(CampaignError, match=message):
+        load_campaign(write(tmp_path, **block))
+
+
+def test_charged_supercells_need_a_dielectric_constant(tmp_path):
+    """Cs4PbBr6 has no shipped dielectric constant: FNV on its charged supercells needs one."""
+    model = {"compound": "Cs4PbBr6", "model": "supercell", "charges": [0, 1]}
+    with pytest.raises(CampaignError, match="Cs4PbBr6"):
+        load_campaign(write(tmp_path, models=[model], thermodynamics={}))
+    spec = load_campaign(write(tmp_path, models=[model],
+                               thermodynamics={"dielectric": 5.0}))
+    assert spec.thermodynamics.dielectric == 5.0
+    spec = load_campaign(write(tmp_path, models=[model],
+                               thermodynamics={"correction": "none"}))
+    assert spec.thermodynamics.correction == "none"
+
+
+def test_blocks_add_their_fireworks(tmp_path):
+    """The competing phases become one more workflow (each phase's ladder up to the
+    thermodynamics step, k-points for crystals, Gamma for the molecule, then the limits); the
+    luminescence block adds one Firework to its model's workflow."""
+    from perovdefect.workflows.campaign import build_workflows, workflow_units
+    spec = load_campaign(write(
+        tmp_path, thermodynamics={"hosts": ["CsBr"], "phases": ["Cs", "Br2", "CsBr"],
+                                  "relax": True, "kpoint_density_inv_A": 2.5},
+        luminescence={"temperature_K": 10}))
+    units = workflow_units(spec)
+    assert [u for u, _ in units] == ["Cs4PbBr6_pbbr6-octahedron", "thermodynamics"]
+    wfs = build_workflows(spec, tmp_path / "runs")
+    names = sorted(fw.name for fw in wfs[1].fws)
+    assert names == sorted([f"thermo/thermodynamics/{p}/{s}" for p in ("Cs", "Br2", "CsBr")
+                            for s in ("relax", "pbe")] + ["thermo/thermodynamics/limits"])
+    by_name = {fw.name: fw for fw in wfs[1].fws}
+    cs = by_name["thermo/thermodynamics/Cs/pbe"].tasks[0]["protocol"]
+    br2 = by_name["thermo/thermodynamics/Br2/pbe"].tasks[0]["protocol"]
+    assert cs["kpoint_density_inv_A"] == 2.5 and br2["kpoint_density_inv_A"] is None
+    limits = by_name["thermo/thermodynamics/limits"]
+    assert len(wfs[1].links.parent_links[limits.fw_id]) == 3  # waits for every phase
+    lum = [fw for fw in wfs[0].fws if fw.name.endswith("/luminescence")]
+    assert len(lum) == 1 and lum[0].tasks[0]["temperature_K"] == 10
+    assert lum[0].tasks[0]["excitation"] == "down:homo->lumo"
+    # changing only the luminescence block gives the model a new identity (it is resubmitted)
+    other = load_campaign(write(tmp_path, thermodynamics={"hosts": ["CsBr"],
+                                                          "phases": ["Cs", "Br2", "CsBr"]}))
+    assert workflow_units(other)[0][1] != units[0][1]
+
+
+@needs_gpaw
+@pytest.mark.slow
+def test_competing_phase_campaign_gives_limits_like_pymatgen(tmp_path):
+    """Cs (bcc), Pb (fcc), the Br2 molecule, CsBr and Cs4PbBr6 at PBE (GPAW LCAO) through rlaunch
+    beside a cluster model: the limits the campaign writes equal pymatgen's phase diagram built
+    here from the raw energies, the formation enthalpy of CsBr is close to experiment, and
+    `collect` gives the model's formation energies at those limits (checked by hand here) that
+    `report --campaign` draws."""
+    from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+    from pymatgen.core import Composition
+
+    from perovdefect.thermo.data import experimental_formation_enthalpy
+    camp = write(tmp_path, thermodynamics={
+        "hosts": ["CsBr", "Cs4PbBr6"], "phases": ["Cs", "Pb", "Br2", "CsBr", "Cs4PbBr6"],
+        "relax": False, "kpoint_density_inv_A": 2.0, "settings": {"smearing_eV": 0.05}})
+    proj = tmp_path / "proj"
+    for args in (("submit", str(camp)), ("run",)):
+        r = run_cli("campaign", *args, "--project", str(proj))
+        assert r.returncode == 0, r.stderr
+    r = run_cli("campaign", "collect", "--project", str(proj), "-o", str(tmp_path / "res.json"))
+    assert r.returncode == 0, r.stderr
+    table = json.loads((tmp_path / "res.json").read_text())
+    phases = {row["label"]: row for row in table["steps"] if row["role"] == "phase"}
+    assert sorted(phases) == ["Br2", "Cs", "Cs4PbBr6", "CsBr", "Pb"]
+    assert all(p["converged"] for p in phases.values())
+    thermo = table["thermodynamics"]["thermo"]
+    # independent: pymatgen's phase diagram from the raw total energies of the step results
+    entries = {name: PDEntry(Composition(_formula(Path(p["run_dir"]))), p["total_energy_eV"])
+               for name, p in phases.items()}
+    pd = PhaseDiagram(list(entries.values()))
+
+    def dh(name: str) -> float:
+        e = entries[name]
+        return pd.get_form_energy(e) / e.composition.get_reduced_composition_and_factor()[1]
+    for host in ("CsBr", "Cs4PbBr6"):
+        assert thermo["stability"][host]["formation_energy_eV_per_formula_unit"] == \
+            pytest.approx(dh(host), abs=1e-6)
+    exp, _ = experimental_formation_enthalpy("CsBr")
+    assert dh("CsBr") < 0 and abs(dh("CsBr") - exp) < 1.0, (dh("CsBr"), exp)  # vs -4.2 eV
+    refs = thermo["regions"]["CsBr"]["elemental_reference_eV_per_atom"]
+    assert refs["Br"] == pytest.approx(phases["Br2"]["total_energy_eV"] / 2, abs=1e-6)
+    for host in ("CsBr", "Cs4PbBr6"):
+        comp = Composition(host)
+        lims = {lim["label"]: lim for lim in thermo["regions"][host]["limits"]}
+        assert lims["Br-rich"]["delta_mu_eV"]["Br"] == pytest.approx(0, abs=1e-6)
+        assert lims["Br-poor"]["delta_mu_eV"]["Br"] < -1.0
+        for lim in lims.values():  # every vertex lies on the host's own plane
+            total = sum(comp[el] * lim["delta_mu_eV"].get(el, 0.0) for el in lim["delta_mu_eV"])
+            assert total == pytest.approx(dh(host), abs=1e-5), (host, lim["label"])
+    assert "Cs" in thermo["regions"]["CsBr"]["limits"][-1]["competing_phases"]
+    # formation energies of the cluster model at the Cs4PbBr6 limits: E_def - E_host + mu_Br
+    (form,) = table["formation"]
+    assert form["model"] == "Cs4PbBr6_pbbr6-octahedron" and "result" in form, form
+    res = form["result"]
+    assert res["correction"].startswith("none (isolated cluster)")
+    steps = {(row["model"], row["label"]): row for row in table["steps"] if row["step"] == "pbe"}
+    e_host = steps["Cs4PbBr6_pbbr6-octahedron", "host"]["total_energy_eV"]
+    e_def = steps["Cs4PbBr6_pbbr6-octahedron", "V_Br_q0"]["total_energy_eV"]
+    mus = {lim["label"]: lim["mu_eV"]["Br"] for lim in thermo["regions"]["Cs4PbBr6"]["limits"]}
+    for at_limit in res["diagram"]["formation_energies"]:
+        (q0,) = [c for c in at_limit["formation_energies"] if c["charge"] == 0]
+        assert q0["at_vbm_eV"] == pytest.approx(e_def - e_host + mus[at_limit["limit"]],
+                                                abs=1e-6)
+    r = run_cli("report", "--campaign", str(tmp_path / "res.json"), "-o", str(tmp_path / "rep"))
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert report["formation"] and (tmp_path / "rep" / "figures").is_dir()
+    assert any("formation" in f.name for f in (tmp_path / "rep" / "figures").iterdir())
+    # the thermodynamics.json is a --chempots file for hosts of the same code, theory and basis
+    from perovdefect.calcs.document import ElectronicStructure
+    from perovdefect.errors import AnalysisError
+    from perovdefect.thermo.calculations import read_chemical_potentials
+    limits_file = next((tmp_path / "proj" / "runs").rglob("thermodynamics.json"))
+    host = ElectronicStructure.from_json(Path(phases["CsBr"]["run_dir"]) / "result.json")
+    mu = read_chemical_potentials(limits_file, host)
+    assert mu["Br-rich"]["Br"] == pytest.approx(refs["Br"], abs=1e-6)
+    other = host.model_copy(update={"settings": {**host.settings, "step": {
+        **host.settings["step"], "basis": "szp(dzp)"}}})
+    with pytest.raises(AnalysisError, match="basis"):
+        read_chemical_potentials(limits_file, other)
+    pbe0 = host.model_copy(update={"functional": "PBE0", "exact_exchange_fraction": 0.25})
+    with pytest.raises(AnalysisError, match="level of theory"):
+        read_chemical_potentials(limits_file, pbe0)
+
+
+def _formula(run_dir: Path) -> str:
+    doc = json.loads((run_dir / "result.json").read_text())
+    return "".join(doc["structure"]["symbols"])
