@@ -38,6 +38,7 @@ def write(tmp_path: Path, **changes) -> Path:
     ({"thermodynamics": {"hosts": ["CsPbBr3"], "phases": ["Cs", "Br2", "CsBr"]}},
      "not among the phases"),
     ({"thermodynamics": {"step": "hse06"}}, "not a static step"),
+    ({"thermodynamics": {"relax": ["Cs", "Xx"]}}, "not among the phases"),
     ({"thermodynamics": {"kpoint_density_inv_A": -1}}, "greater than 0"),
     ({"thermodynamics": {"settings": {"no_such_setting": 1}}}, "no_such_setting"),
     ({"luminescence": {"models": ["nope"]}}, "not model labels"),
@@ -86,6 +87,13 @@ def test_blocks_add_their_fireworks(tmp_path):
     lum = [fw for fw in wfs[0].fws if fw.name.endswith("/luminescence")]
     assert len(lum) == 1 and lum[0].tasks[0]["temperature_K"] == 10
     assert lum[0].tasks[0]["excitation"] == "down:homo->lumo"
+    # relax only the phases listed (the hosts' cells may be PBE-relaxed already)
+    some = load_campaign(write(tmp_path, thermodynamics={
+        "hosts": ["CsBr"], "phases": ["Cs", "Br2", "CsBr"], "relax": ["Cs"]}))
+    names = sorted(fw.name for fw in build_workflows(some, tmp_path / "r2")[1].fws)
+    assert names == ["thermo/thermodynamics/Br2/pbe", "thermo/thermodynamics/Cs/pbe",
+                     "thermo/thermodynamics/Cs/relax", "thermo/thermodynamics/CsBr/pbe",
+                     "thermo/thermodynamics/limits"]
     # changing only the luminescence block gives the model a new identity (it is resubmitted)
     other = load_campaign(write(tmp_path, thermodynamics={"hosts": ["CsBr"],
                                                           "phases": ["Cs", "Br2", "CsBr"]}))
@@ -180,3 +188,60 @@ def test_competing_phase_campaign_gives_limits_like_pymatgen(tmp_path):
 def _formula(run_dir: Path) -> str:
     doc = json.loads((run_dir / "result.json").read_text())
     return "".join(doc["structure"]["symbols"])
+
+
+def test_shipped_limits_table_is_the_phase_diagram_of_its_energies():
+    """The shipped table (scripts/ship_chempot_table.py, GPAW PBE LCAO): its stabilities and
+    limits are what pymatgen's phase diagram gives for the phase energies it lists, the binary
+    formation enthalpies are near experiment, and it refuses a host of another basis."""
+    from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+    from pymatgen.core import Composition
+
+    from perovdefect.calcs.document import ElectronicStructure
+    from perovdefect.errors import AnalysisError
+    from perovdefect.thermo.calculations import read_chemical_potentials, shipped_limits_path
+    from perovdefect.thermo.data import experimental_formation_enthalpy
+    from perovdefect.thermo.documents import CompetingPhases
+    table = CompetingPhases.from_json(shipped_limits_path())
+    assert (table.code, table.level_of_theory, table.basis) == ("gpaw", "PBE", "dzp")
+    assert any("ship_chempot_table.py" in n for n in table.notes)
+    entries = [PDEntry(Composition(p.formula), p.energy_per_formula_unit_eV)
+               for p in table.phases]
+    pd = PhaseDiagram(entries)
+
+    def dh(formula: str) -> float:
+        e = min((e for e in entries if e.composition.reduced_formula ==
+                 Composition(formula).reduced_formula), key=lambda e: e.energy_per_atom)
+        return pd.get_form_energy(e) / e.composition.get_reduced_composition_and_factor()[1]
+    for formula in ("CsBr", "PbBr2"):
+        exp, _ = experimental_formation_enthalpy(formula)
+        assert abs(dh(formula) - exp) < 0.6, (formula, dh(formula), exp)
+    assert set(table.stability) == {"Cs4PbBr6", "CsPbBr3"}
+    for host, stab in table.stability.items():
+        entry = next(e for e in entries if e.composition.reduced_formula == host)
+        assert stab.energy_above_hull_eV_per_atom == pytest.approx(
+            max(pd.get_e_above_hull(entry, allow_negative=True), 0.0), abs=1e-6)
+        if not stab.stable:
+            assert host in table.problems and host not in table.regions
+            continue
+        comp = Composition(host)
+        limits = table.regions[host].limits
+        assert limits[0].label == "Br-rich" and limits[-1].label == "Br-poor"
+        for lim in limits:
+            assert sum(comp[el] * x for el, x in lim.delta_mu_eV.items()) == pytest.approx(
+                dh(host), abs=1e-5)
+            assert all(x <= 1e-9 for x in lim.delta_mu_eV.values())
+    host = next(h for h in table.regions)
+    symbols = [str(el) for el, n in Composition(host).items() for _ in range(int(n))]
+    fake = ElectronicStructure.model_validate({
+        "code": "gpaw", "functional": "PBE", "converged": True, "total_energy_eV": -1.0,
+        "eigenvalues_eV": [[[-1.0, 1.0]]], "occupations": [[[1.0, 0.0]]],
+        "kpoint_weights": [1.0], "nspins": 1, "is_cluster": False,
+        "structure": {"symbols": symbols,
+                      "positions_A": [[0, 0, i] for i in range(len(symbols))],
+                      "cell_A": [[5, 0, 0], [0, 5, 0], [0, 0, 5]], "pbc": [True] * 3},
+        "settings": {"step": {"basis": "dzp", "cutoff_eV": None}}})
+    assert read_chemical_potentials("shipped", fake) == table.limits(host)
+    pw = fake.model_copy(update={"settings": {"step": {"basis": None, "cutoff_eV": 300.0}}})
+    with pytest.raises(AnalysisError, match="basis"):
+        read_chemical_potentials("shipped", pw)

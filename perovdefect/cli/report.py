@@ -28,7 +28,8 @@ import click
               help="Compound for the experimental-gap comparison.")
 @click.option("--title", default="perovdefect joint report", show_default=True)
 @click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False))
-def report(campaign, host, defects, allow_mixed, photon_files, formation_files, lum_dirs, excitation, background_cps, pl_csv, pl_model,
+def report(campaign, host, defects, allow_mixed, photon_files, formation_files, lum_dirs,
+           excitation, background_cps, pl_csv, pl_model,
            absorption, compound, title, out) -> None:
     """Computed defect levels beside measured PL and photon statistics, in one HTML report.
     --campaign accepts a `campaign collect` JSON, which needs no FireWorks."""

@@ -1,6 +1,8 @@
-"""Structures: shipped crystals, supercells, Br vacancies and isolated cluster models."""
+"""Structures: shipped crystals, supercells, Br vacancies, isolated cluster models and the
+competing phases of the Cs-Pb-Br system."""
 
-from perovdefect.structures.clusters import build_cluster, cs4pbbr6_molecule, crystal_cutout, pbbr6_octahedron
+from perovdefect.structures.clusters import (build_cluster, crystal_cutout, cs4pbbr6_molecule,
+                                             pbbr6_octahedron)
 from perovdefect.structures.crystals import CRYSTALS, build_crystal, space_group
 from perovdefect.structures.phases import PHASES, build_phase
 from perovdefect.structures.record import StructureRecord, read_structure

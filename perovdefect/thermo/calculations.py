@@ -308,5 +308,5 @@ def limits_from_calculations(phases: list[ElectronicStructure], hosts: list[str]
              for f, n in counts.items() if n > 1]
     basis, cutoff = _basis(phases[0])
     return CompetingPhases(code=phases[0].code, level_of_theory=phases[0].level_of_theory,
-                           basis=basis, cutoff_eV=cutoff, phases=energies, stability=stability, regions=regions,
-                           problems=problems, notes=notes)
+                           basis=basis, cutoff_eV=cutoff, phases=energies,
+                           stability=stability, regions=regions, problems=problems, notes=notes)

@@ -100,7 +100,7 @@ def thermo_workflow(spec: CampaignSpec, runs_root: Path) -> Workflow:
     last: list[Firework] = []
     for name in t.phases:
         rec = build_phase(name)
-        chain = _chain(spec, spec.phase_ladder(periodic=not rec.is_cluster), rec, base, name,
+        chain = _chain(spec, spec.phase_ladder(not rec.is_cluster, name), rec, base, name,
                        "phase", 0, key, THERMO_LABEL, settings)
         fws += chain
         last.append(chain[-1])

@@ -76,8 +76,9 @@ class ThermodynamicsSpec(_Strict):
     hosts: list[str] = Field(["Cs4PbBr6"], min_length=1)
     #: competing phases (perovdefect.structures.phases.PHASES), the hosts included
     phases: list[str] = ["Cs", "Pb", "Br2", "CsBr", "PbBr2", "CsPbBr3", "Cs4PbBr6"]
-    #: relax the atomic positions of each phase (PBE) before its static steps
-    relax: bool = True
+    #: relax the atomic positions (PBE) before the static steps: every phase (true), none
+    #: (false), or the phases listed (e.g. all but the hosts' already PBE-relaxed cells)
+    relax: bool | list[str] = True
     #: k-point density of the periodic phases (k-points per A^-1; molecules use Gamma)
     kpoint_density_inv_A: float = Field(3.0, gt=0, allow_inf_nan=False)
     #: the code's settings for the phases over the campaign's (e.g. a wider smearing for metals)
@@ -85,8 +86,9 @@ class ThermodynamicsSpec(_Strict):
     #: the ladder step whose total energies enter (a static step of the campaign's tier)
     step: str = "pbe"
     rich_element: str = "Br"
-    #: finite-size correction of charged periodic defects (clusters need none)
-    correction: Literal["fnv", "efnv", "none"] = "fnv"
+    #: finite-size correction of charged periodic defects (clusters need none); eFNV needs
+    #: atomic-site potentials, which the result documents do not hold yet
+    correction: Literal["fnv", "none"] = "fnv"
     #: dielectric constant for the correction; None: the shipped value of the model's compound
     dielectric: float | None = Field(None, gt=0, allow_inf_nan=False)
 
@@ -105,6 +107,9 @@ class ThermodynamicsSpec(_Strict):
                              f"shipped: {list(shipped_phases())}")
         if len(set(self.phases)) != len(self.phases):
             raise ValueError("phases are listed twice")
+        if isinstance(self.relax, list) and set(self.relax) - set(self.phases):
+            raise ValueError(f"relax names {sorted(set(self.relax) - set(self.phases))}, which "
+                             "are not among the phases")
         formulas = {phase_formula(p) for p in self.phases}
         for host in self.hosts:
             if host not in formulas:
@@ -215,7 +220,7 @@ class CampaignSpec(_Strict):
                         dielectric_constant(m.compound)
                     except AnalysisError as exc:
                         raise ValueError(f"thermodynamics.dielectric: charged {m.compound} "
-                                         f"supercells need the FNV dielectric constant and "
+                                         f"supercells need a dielectric constant for FNV: "
                                          f"{exc}") from None
 
     def _check_luminescence(self, lum: LuminescenceSpec) -> None:
@@ -234,22 +239,24 @@ class CampaignSpec(_Strict):
                                  "charge 0 among its charges")
         try:
             p = Protocol(name="relax-excited", task="relax", excitation=lum.excitation,
-                   **self.protocol)
+                         **self.protocol)
             get_backend(self.code, **self.settings).check(None, p)
         except (ProtocolError, TypeError) as exc:
             raise ValueError(f"luminescence: {exc}") from None
 
-    def phase_ladder(self, periodic: bool = True) -> list[Protocol]:
-        """The steps of a competing phase: the tier's ladder up to thermodynamics.step, with
-        the thermodynamics k-point density for crystals and Gamma for molecules."""
+    def phase_ladder(self, periodic: bool = True, phase: str | None = None) -> list[Protocol]:
+        """The steps of a competing phase: the tier's ladder up to thermodynamics.step (with a
+        relaxation first where thermodynamics.relax asks for it), with the thermodynamics
+        k-point density for crystals and Gamma for molecules."""
         t = self.thermodynamics
         if t is None:
             return []
+        relax = t.relax if isinstance(t.relax, bool) else (phase is None or phase in t.relax)
         physics = {k: v for k, v in self.protocol.items()
                    if k not in ("kpoints", "kpoint_density_inv_A")}
         if periodic:
             physics["kpoint_density_inv_A"] = t.kpoint_density_inv_A
-        steps = ladder(self.tier, relax=t.relax, **physics)
+        steps = ladder(self.tier, relax=relax, **physics)
         names = [p.name for p in steps]
         return steps[:names.index(t.step) + 1]
 
