@@ -203,7 +203,7 @@ def test_shipped_limits_table_is_the_phase_diagram_of_its_energies():
     from perovdefect.thermo.data import experimental_formation_enthalpy
     from perovdefect.thermo.documents import CompetingPhases
     table = CompetingPhases.from_json(shipped_limits_path())
-    assert (table.code, table.level_of_theory, table.basis) == ("gpaw", "PBE", "dzp")
+    assert (table.code, table.basis) == ("gpaw", "dzp") and table.level_of_theory.startswith("PBE")
     assert any("ship_chempot_table.py" in n for n in table.notes)
     entries = [PDEntry(Composition(p.formula), p.energy_per_formula_unit_eV)
                for p in table.phases]
@@ -234,9 +234,11 @@ def test_shipped_limits_table_is_the_phase_diagram_of_its_energies():
     host = next(h for h in table.regions)
     symbols = [str(el) for el, n in Composition(host).items() for _ in range(int(n))]
     fake = ElectronicStructure.model_validate({
-        "code": "gpaw", "functional": "PBE", "converged": True, "total_energy_eV": -1.0,
+        "code": "gpaw", "functional": "PBE", "exact_exchange_fraction": 0.0,
+        "screening_inv_A": 0.0, "soc": False, "converged": True, "total_energy_eV": -1.0,
         "eigenvalues_eV": [[[-1.0, 1.0]]], "occupations": [[[1.0, 0.0]]],
-        "kpoint_weights": [1.0], "nspins": 1, "is_cluster": False,
+        "kpoint_weights": [1.0], "nspins": 1, "is_cluster": False, "fermi_level_eV": None,
+        "n_electrons": None, "charge": 0.0, "source": "host calculation",
         "structure": {"symbols": symbols,
                       "positions_A": [[0, 0, i] for i in range(len(symbols))],
                       "cell_A": [[5, 0, 0], [0, 5, 0], [0, 0, 5]], "pbc": [True] * 3},
