@@ -114,7 +114,7 @@ def test_competing_phase_campaign_gives_limits_like_pymatgen(tmp_path):
     from perovdefect.thermo.data import experimental_formation_enthalpy
     camp = write(tmp_path, thermodynamics={
         "hosts": ["CsBr", "Cs4PbBr6"], "phases": ["Cs", "Pb", "Br2", "CsBr", "Cs4PbBr6"],
-        "relax": False, "kpoint_density_inv_A": 2.0, "settings": {"smearing_eV": 0.05}})
+        "relax": False, "kpoint_density_inv_A": 1.5, "settings": {"smearing_eV": 0.05}})
     proj = tmp_path / "proj"
     for args in (("submit", str(camp)), ("run",)):
         r = run_cli("campaign", *args, "--project", str(proj))
@@ -163,6 +163,27 @@ def test_competing_phase_campaign_gives_limits_like_pymatgen(tmp_path):
         (q0,) = [c for c in at_limit["formation_energies"] if c["charge"] == 0]
         assert q0["at_vbm_eV"] == pytest.approx(e_def - e_host + mus[at_limit["limit"]],
                                                 abs=1e-6)
+    # the same through `perovdefect formation`, with this campaign's limits and the shipped ones
+    from perovdefect.thermo.calculations import shipped_limits_path
+    from perovdefect.thermo.documents import CompetingPhases
+    run_dirs = {row["label"]: row["run_dir"] for row in table["steps"]
+                if row["model"] == "Cs4PbBr6_pbbr6-octahedron" and row["step"] == "pbe"}
+    shipped = CompetingPhases.from_json(shipped_limits_path()).limits("Cs4PbBr6")
+    limits_json = next((tmp_path / "proj" / "runs").rglob("thermodynamics.json"))
+    for chempots, mu_br in ((str(limits_json), mus), ("shipped", {
+            k: v["Br"] for k, v in shipped.items()})):
+        r = run_cli("formation", "--bulk", run_dirs["host"], "--defect", run_dirs["V_Br_q0"],
+                    "--chempots", chempots, "--compound", "Cs4PbBr6", "--json")
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        for at_limit in out["formation_energies"]:
+            (q0,) = at_limit["formation_energies"]
+            assert q0["at_vbm_eV"] == pytest.approx(e_def - e_host + mu_br[at_limit["limit"]],
+                                                    abs=1e-6)
+    r = run_cli("formation", "--bulk", run_dirs["host"], "--defect", run_dirs["V_Br_q0"],
+                "--chempots", "shipped", "--json")  # the cluster's own formula has no limits
+    assert r.returncode != 0 and "PbBr6" in r.stderr and "--compound" in r.stderr
+    assert "Traceback" not in r.stderr
     r = run_cli("report", "--campaign", str(tmp_path / "res.json"), "-o", str(tmp_path / "rep"))
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "rep" / "report.json").read_text())

@@ -33,6 +33,9 @@ def _charge_pairs(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--chempots", help="JSON/YAML {limit: {element: mu_eV_per_atom}} (e.g. Br-rich, "
               "Br-poor), a campaign's thermodynamics.json, or `shipped` (the table computed "
               "with GPAW PBE LCAO; only for hosts of that code and level of theory).")
+@click.option("--compound", help="With a competing-phase table: the host crystal whose limits "
+              "apply (default: the host calculation's formula; give it for cluster models, "
+              "e.g. Cs4PbBr6).")
 @click.option("--correction", type=click.Choice(["none", "fnv", "efnv"]), default="fnv",
               show_default=True, help="Finite-size correction for periodic cells.")
 @click.option("--dielectric", type=click.FloatRange(min=0, min_open=True),
@@ -44,8 +47,8 @@ def _charge_pairs(values: tuple[str, ...]) -> dict[str, int]:
               help="Write the FormationResult document (for `perovdefect report --formation`).")
 @click.option("--force", is_flag=True, help="Overwrite --output.")
 @click.option("--json", "as_json", is_flag=True)
-def formation(bulk, defects, chempots, correction, dielectric, charge_pairs, defect_name,
-              output, force, as_json) -> None:
+def formation(bulk, defects, chempots, compound, correction, dielectric, charge_pairs,
+              defect_name, output, force, as_json) -> None:
     """Formation energies at the chemical-potential limits and charge-transition levels."""
     from perovdefect.parsers import parse
     from perovdefect.thermo.calculations import (formation_from_calculations,
@@ -62,7 +65,7 @@ def formation(bulk, defects, chempots, correction, dielectric, charge_pairs, def
         raise click.BadParameter(f"{sorted(unknown)} is not one of the --defect paths",
                                  param_hint="--charge")
     charges = {str(doc.source): given[d] for d, doc in zip(defects, docs) if d in given}
-    mus = read_chemical_potentials(chempots, host) if chempots else None
+    mus = read_chemical_potentials(chempots, host, compound) if chempots else None
     from pathlib import Path
     if output and Path(output).exists() and not force:
         raise click.BadParameter(f"{output} exists (give --force to overwrite)",

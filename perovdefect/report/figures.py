@@ -153,6 +153,12 @@ def pl_overlay_figure(lum, wavelength_nm=None, intensity=None, measured=None):
         ym = np.asarray(intensity, float)
         ax.plot(em, (ym - ym.min()) / max(np.ptp(ym), 1e-12), color="k", lw=1,
                 label="measured")
+    elif lum.comparison is not None:  # no spectrum given: the measured peak and FWHM as a band
+        c = lum.comparison
+        half = np.sort(nm_to_ev(c.measured_peak_nm + np.array([-0.5, 0.5]) * c.measured_fwhm_nm))
+        ax.axvspan(*half, color="k", alpha=0.15,
+                   label=f"measured {c.measured_peak_nm:.0f} nm, FWHM {c.measured_fwhm_nm:.0f} nm")
+        ax.axvline(c.measured_peak_eV, color="k", lw=1)
     title = f"predicted {s.peak_eV:.2f} eV ({s.peak_nm:.0f} nm), FWHM {1e3 * s.fwhm_eV:.0f} meV"
     if lum.comparison is not None:
         c = lum.comparison

@@ -203,12 +203,13 @@ def formation_from_calculations(
                            chemical_potentials=mu_note, warnings=warnings)
 
 
-def read_chemical_potentials(path: str | Path, host: ElectronicStructure | None = None
-                             ) -> dict[str, dict[str, float]]:
+def read_chemical_potentials(path: str | Path, host: ElectronicStructure | None = None,
+                             compound: str | None = None) -> dict[str, dict[str, float]]:
     """A JSON or YAML file: {label: {element: mu_eV_per_atom}}, a StabilityRegion JSON, or a
     CompetingPhases JSON (a campaign's thermodynamics.json, or the shipped table: `shipped`),
-    whose region for the host's formula is taken; its code and level of theory must be the
-    host calculation's (absolute chemical potentials are only comparable within one)."""
+    whose region for `compound` (default: the host calculation's formula; give the crystal for a
+    cluster model) is taken; its code, level of theory and basis must be the host calculation's
+    (absolute chemical potentials are only comparable within one)."""
     import json
 
     import yaml
@@ -227,7 +228,7 @@ def read_chemical_potentials(path: str | Path, host: ElectronicStructure | None 
             raise AnalysisError(f"{path}: a competing-phase table needs the host calculation "
                                 "(its formula picks the region)")
         from pymatgen.core import Composition
-        formula = Composition("".join(host.structure.symbols)).reduced_formula
+        formula = Composition(compound or "".join(host.structure.symbols)).reduced_formula
         theirs = (phases.code, phases.level_of_theory, (phases.basis, phases.cutoff_eV))
         ours = (host.code, host.level_of_theory, _basis(host))
         if theirs != ours:
@@ -237,7 +238,8 @@ def read_chemical_potentials(path: str | Path, host: ElectronicStructure | None 
         try:
             return phases.limits(formula)
         except AnalysisError as exc:
-            raise AnalysisError(f"{path}: {exc}") from None
+            hint = "" if compound else " (for a cluster model, name its crystal: --compound)"
+            raise AnalysisError(f"{path}: {exc}{hint}") from None
     if isinstance(data, dict) and "limits" in data:
         data = {lim["label"]: lim["mu_eV"] for lim in data["limits"]}
     ok = isinstance(data, dict) and data and all(
