@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         "absolute chemical potentials: only valid for host/defect calculations of the same "
         "code, level of theory and basis (perovdefect formation --chempots shipped checks)",
     ]
-    for p in doc.phases:  # run-directory paths of this machine mean nothing elsewhere
+    # run-directory paths of this machine mean nothing elsewhere: keep PHASE/STEP
+    for p in doc.phases + [p for r in doc.regions.values() for p in r.phases]:
         p.source = "/".join(Path(p.source).parts[-3:-1]) if p.source else p.source
     doc.to_json(out, indent=1)
     print(json.dumps({h: [(lim.label, lim.delta_mu_eV) for lim in r.limits]

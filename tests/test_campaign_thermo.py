@@ -94,6 +94,18 @@ def test_blocks_add_their_fireworks(tmp_path):
     assert names == ["thermo/thermodynamics/Br2/pbe", "thermo/thermodynamics/Cs/pbe",
                      "thermo/thermodynamics/Cs/relax", "thermo/thermodynamics/CsBr/pbe",
                      "thermo/thermodynamics/limits"]
+    # what collect applies (correction, dielectric) does not resubmit the phases; what they
+    # run does; the measured PL a luminescence Firework compares with is part of its model
+    from perovdefect.workflows.builder import model_key, thermo_key
+    t = {"hosts": ["CsBr"], "phases": ["Cs", "Br2", "CsBr"]}
+    k0 = thermo_key(load_campaign(write(tmp_path, thermodynamics=t)))
+    assert thermo_key(load_campaign(write(tmp_path, thermodynamics={
+        **t, "correction": "none", "dielectric": 7.0}))) == k0
+    assert thermo_key(load_campaign(write(tmp_path, thermodynamics={
+        **t, "kpoint_density_inv_A": 5.0}))) != k0
+    a = load_campaign(write(tmp_path, luminescence={}, pl_nm=517))
+    b = load_campaign(write(tmp_path, luminescence={}, pl_nm=520))
+    assert model_key(a, a.models[0]) != model_key(b, b.models[0])
     # changing only the luminescence block gives the model a new identity (it is resubmitted)
     other = load_campaign(write(tmp_path, thermodynamics={"hosts": ["CsBr"],
                                                           "phases": ["Cs", "Br2", "CsBr"]}))
@@ -265,6 +277,8 @@ def test_shipped_limits_table_is_the_phase_diagram_of_its_energies():
                       "cell_A": [[5, 0, 0], [0, 5, 0], [0, 0, 5]], "pbc": [True] * 3},
         "settings": {"step": {"basis": "dzp", "cutoff_eV": None}}})
     assert read_chemical_potentials("shipped", fake) == table.limits(host)
+    with pytest.raises(AnalysisError, match="not a chemical formula"):
+        read_chemical_potentials("shipped", fake, compound="cs4pbbr6")
     pw = fake.model_copy(update={"settings": {"step": {"basis": None, "cutoff_eV": 300.0}}})
     with pytest.raises(AnalysisError, match="basis"):
         read_chemical_potentials("shipped", pw)

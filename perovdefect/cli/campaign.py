@@ -201,6 +201,8 @@ def rerun(project, launchpad, fworker, lost_after, reserved_after, no_run, as_js
     out = do_rerun(**kw) if no_run or as_json else _progress_runner(do_rerun, **kw)
     if as_json:
         echo_json(out)
+        if out.get("fizzled"):
+            raise SystemExit(1)
         return
     click.echo(f"reset {len(out['rerun_fizzled'])} fizzled, {len(out['rerun_lost'])} lost, "
                f"{len(out['rerun_unreserved'])} expired reservation(s)")

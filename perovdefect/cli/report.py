@@ -77,12 +77,12 @@ def report(campaign, host, defects, allow_mixed, photon_files, formation_files, 
         files = [Path(d) / RESULT if Path(d).is_dir() else Path(d) for d in lum_dirs]
         inputs.luminescence += [LuminescenceResult.from_json(f) for f in files]
         inputs.input_files += files
-        if inputs.pl is not None:
-            from perovdefect.optics.lineshape import compare_with_measurement
-            peak = inputs.pl[2]
-            for lum in inputs.luminescence:
-                lum.comparison = compare_with_measurement(lum.spectrum, peak.center_nm,
-                                                          peak.fwhm_nm)
+    if inputs.luminescence and inputs.pl is not None:  # the measured spectrum given here wins
+        from perovdefect.optics.lineshape import compare_with_measurement
+        peak = inputs.pl[2]
+        for lum in inputs.luminescence:
+            lum.comparison = compare_with_measurement(lum.spectrum, peak.center_nm,
+                                                      peak.fwhm_nm)
     if not (inputs.analyses or inputs.photon_stats or inputs.formation or inputs.luminescence):
         raise ReportError("nothing to report: give campaign results / documents, formation or "
                           "luminescence results and/or photon data")

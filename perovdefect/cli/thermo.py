@@ -31,8 +31,8 @@ def _charge_pairs(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--defect", "defects", required=True, multiple=True, type=click.Path(exists=True),
               help="Defect calculation, one per charge state (repeat the option).")
 @click.option("--chempots", help="JSON/YAML {limit: {element: mu_eV_per_atom}} (e.g. Br-rich, "
-              "Br-poor), a campaign's thermodynamics.json, or `shipped` (the table computed "
-              "with GPAW PBE LCAO; only for hosts of that code and level of theory).")
+              "Br-poor), a campaign's thermodynamics.json, or `shipped` (the table shipped with "
+              "perovdefect; only for hosts of its code, functional and basis).")
 @click.option("--compound", help="With a competing-phase table: the host crystal whose limits "
               "apply (default: the host calculation's formula; give it for cluster models, "
               "e.g. Cs4PbBr6).")

@@ -227,19 +227,7 @@ def read_chemical_potentials(path: str | Path, host: ElectronicStructure | None 
         if host is None or host.structure is None:
             raise AnalysisError(f"{path}: a competing-phase table needs the host calculation "
                                 "(its formula picks the region)")
-        from pymatgen.core import Composition
-        formula = Composition(compound or "".join(host.structure.symbols)).reduced_formula
-        theirs = (phases.code, phases.level_of_theory, (phases.basis, phases.cutoff_eV))
-        ours = (host.code, host.level_of_theory, _basis(host))
-        if theirs != ours:
-            raise AnalysisError(f"{path}: chemical potentials from {theirs}, host {_name(host)} "
-                                f"from {ours} (code, level of theory, (basis, cutoff)): absolute "
-                                "chemical potentials need one code, level of theory and basis")
-        try:
-            return phases.limits(formula)
-        except AnalysisError as exc:
-            hint = "" if compound else " (for a cluster model, name its crystal: --compound)"
-            raise AnalysisError(f"{path}: {exc}{hint}") from None
+        return limits_for(phases, host, compound, str(path))
     if isinstance(data, dict) and "limits" in data:
         data = {lim["label"]: lim["mu_eV"] for lim in data["limits"]}
     ok = isinstance(data, dict) and data and all(
@@ -249,6 +237,30 @@ def read_chemical_potentials(path: str | Path, host: ElectronicStructure | None 
         raise AnalysisError(f"{path}: expected {{label: {{element: mu_eV}}}} with finite "
                             f"numbers, got {json.dumps(data)[:120]}")
     return {str(k): {str(e): float(x) for e, x in v.items()} for k, v in data.items()}
+
+
+def limits_for(phases: CompetingPhases, host: ElectronicStructure, compound: str | None = None,
+               source: str = "competing-phase table") -> dict[str, dict[str, float]]:
+    """{limit: {element: mu}} of `compound` (default: the host calculation's formula) from a
+    competing-phase table, if the table and the host share code, level of theory, basis and
+    plane-wave cutoff (absolute chemical potentials only mean something within one; the
+    real-space grid and the pseudopotentials are not recorded here: keep them the same)."""
+    from pymatgen.core import Composition
+    theirs = (phases.code, phases.level_of_theory, (phases.basis, phases.cutoff_eV))
+    ours = (host.code, host.level_of_theory, _basis(host))
+    if theirs != ours:
+        raise AnalysisError(f"{source}: chemical potentials from {theirs}, host {_name(host)} "
+                            f"from {ours} (code, level of theory, (basis, cutoff)): absolute "
+                            "chemical potentials need one code, level of theory and basis")
+    try:
+        formula = Composition(compound or "".join(host.structure.symbols)).reduced_formula
+    except (ValueError, KeyError) as exc:
+        raise AnalysisError(f"{compound!r} is not a chemical formula ({exc})") from None
+    try:
+        return phases.limits(formula)
+    except AnalysisError as exc:
+        hint = "" if compound else " (for a cluster model, name its crystal: --compound)"
+        raise AnalysisError(f"{source}: {exc}{hint}") from None
 
 
 def shipped_limits_path() -> Path:

@@ -55,15 +55,18 @@ def model_key(spec: CampaignSpec, model: ModelSpec) -> str:
     """Identity of a model's workflow: the same campaign settings never submit twice."""
     payload = {"code": spec.code, "tier": spec.tier, "relax": spec.relax,
                "protocol": spec.protocol, "model": model.model_dump(), "settings": spec.settings}
-    if model in spec.luminescence_models():
-        payload["luminescence"] = spec.luminescence.model_dump()
+    if model in spec.luminescence_models():  # what this model's luminescence Firework runs
+        payload["luminescence"] = {**spec.luminescence.model_dump(exclude={"models"}),
+                                   "pl_nm": spec.pl_nm}
     return f"{spec.name}/{model.label}/{_digest(payload)}"
 
 
 def thermo_key(spec: CampaignSpec) -> str:
     """Identity of the competing-phase workflow."""
+    # correction and dielectric are applied by `campaign collect`, not run: not part of it
     payload = {"code": spec.code, "tier": spec.tier, "protocol": spec.protocol,
-               "settings": spec.settings, "thermodynamics": spec.thermodynamics.model_dump()}
+               "settings": spec.settings, "thermodynamics": spec.thermodynamics.model_dump(
+                   exclude={"correction", "dielectric"})}
     return f"{spec.name}/{THERMO_LABEL}/{_digest(payload)}"
 
 

@@ -496,8 +496,7 @@ def _formation(project: str | Path, rows: list[dict], thermo: dict) -> list[dict
     """Formation energies of each model whose compound has chemical-potential limits, at the
     thermodynamics step and with the campaign's correction (a model that cannot be analysed
     gets its reason instead)."""
-    from perovdefect.calcs.document import ElectronicStructure
-    from perovdefect.thermo.calculations import formation_from_calculations
+    from perovdefect.thermo.calculations import formation_from_calculations, limits_for
     from perovdefect.thermo.data import dielectric_constant
     from perovdefect.thermo.documents import CompetingPhases
     from perovdefect.workflows.spec import load_campaign
@@ -513,24 +512,36 @@ def _formation(project: str | Path, rows: list[dict], thermo: dict) -> list[dict
             if model.compound not in t.hosts:
                 continue
             entry: dict = {"campaign": name, "model": model.label, "step": t.step}
-            mine = [r for r in rows if r["campaign"] == name and r["model"] == model.label
-                    and r["step"] == t.step and r.get("total_energy_eV") is not None]
-            host = [r for r in mine if r["role"] == "host"]
-            defects = [r for r in mine if r["role"] == "defect"]
+            # one row per structure: a resubmitted (changed) campaign shares run directories
+            # with the old workflow, whose rows come first (fw_id order): the newest wins
+            latest = {r["label"]: r for r in rows
+                      if r["campaign"] == name and r["model"] == model.label
+                      and r["step"] == t.step and r.get("total_energy_eV") is not None}
+            host = [r for r in latest.values() if r["role"] == "host"]
+            defects = [r for r in latest.values() if r["role"] == "defect"]
             try:
                 if not host or not defects:
                     raise PerovDefectError(f"the host and defects of {model.label} have no "
                                            f"finished {t.step} results yet")
+                charged = model.model == "supercell" and any(r["charge"] for r in defects)
+                correction = t.correction if charged else "none"
                 eps = t.dielectric
-                if eps is None and t.correction != "none" and model.model == "supercell":
+                if eps is None and correction != "none":
                     eps = dielectric_constant(model.compound).value
-                load = lambda r: ElectronicStructure.from_json(Path(r["run_dir"]) / "result.json")
+                host_doc = _result(host[0])
                 res = formation_from_calculations(
-                    load(host[0]), [load(r) for r in defects],
-                    chemical_potentials=phases.limits(model.compound),
-                    correction=t.correction, dielectric=eps, defect_name="V_Br")
+                    host_doc, [_result(r) for r in defects],
+                    chemical_potentials=limits_for(phases, host_doc, model.compound,
+                                                   f"campaign {name} thermodynamics"),
+                    correction=correction, dielectric=eps, defect_name="V_Br")
                 entry["result"] = res.model_dump(mode="json")
             except PerovDefectError as exc:
                 entry["problem"] = str(exc)
             out.append(entry)
     return out
+
+
+def _result(row: dict):
+    """The ElectronicStructure of one collected step row."""
+    from perovdefect.calcs.document import ElectronicStructure
+    return ElectronicStructure.from_json(Path(row["run_dir"]) / "result.json")
