@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import functools
 
 from dataclasses import dataclass
@@ -74,7 +73,7 @@ def build_crystal(name: str, lattice: str = "pbe") -> StructureRecord:
     its space group checked once per process; a 5000-step campaign builds it hundreds of times).
     """
     record = _build_crystal(name, lattice)
-    return StructureRecord(record.atoms.copy(), copy.deepcopy(record.metadata))
+    return record.copy()
 
 
 @functools.lru_cache(maxsize=None)

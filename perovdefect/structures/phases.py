@@ -12,7 +12,6 @@ inventing coordinates.
 
 from __future__ import annotations
 
-import copy
 import functools
 from dataclasses import dataclass
 from importlib import resources
@@ -202,7 +201,7 @@ def build_phase(name: str, box_A: float = 12.0) -> StructureRecord:
         record = _build_molecule(float(box_A))
     else:
         record = _build_periodic(spec.name)
-    return StructureRecord(record.atoms.copy(), copy.deepcopy(record.metadata))
+    return record.copy()
 
 
 def primitive_cell(atoms: Atoms, symprec: float = SYMPREC) -> Atoms:

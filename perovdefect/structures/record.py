@@ -3,6 +3,7 @@ export to CIF / POSCAR / extxyz / xyz / JSON and to ASE and pymatgen objects."""
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,10 @@ class StructureRecord:
 
     atoms: Atoms
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    def copy(self) -> StructureRecord:
+        """An independent copy (atoms and metadata), e.g. of a cached build."""
+        return StructureRecord(self.atoms.copy(), copy.deepcopy(self.metadata))
 
     @property
     def name(self) -> str:

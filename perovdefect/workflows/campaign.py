@@ -451,6 +451,7 @@ def collect(project: str | Path = DEFAULT_PROJECT, launchpad_file: str | Path | 
     if campaign and not fws:
         raise CampaignError(f"no campaign named {campaign!r} in this LaunchPad")
     rows, analyses, thermo, lum = [], [], {}, []
+    docs: dict[str, ElectronicStructure] = {}  # run dir -> its result, read once
     for fw in sorted(fws, key=lambda f: f["fw_id"]):
         info = fw["spec"]["_perovdefect"]
         d = _run_dir(fw)
@@ -473,7 +474,7 @@ def collect(project: str | Path = DEFAULT_PROJECT, launchpad_file: str | Path | 
         row = {k: info[k] for k in ("campaign", "model", "label", "role", "charge", "step")}
         row.update({"state": fw["state"], "fw_id": fw["fw_id"], "run_dir": str(d)})
         if done:
-            doc = ElectronicStructure.from_json(d / "result.json")
+            doc = docs[str(d)] = ElectronicStructure.from_json(d / "result.json")
             row.update({k: v for k, v in doc.summary().items()
                         if k in ("code", "functional", "soc", "converged", "gap_eV", "vbm_eV",
                                  "cbm_eV", "n_electrons", "total_energy_eV")})
@@ -483,7 +484,7 @@ def collect(project: str | Path = DEFAULT_PROJECT, launchpad_file: str | Path | 
              "analyses": analyses}
     if thermo:
         table["thermodynamics"] = thermo
-        table["formation"] = _formation(project, rows, thermo)
+        table["formation"] = _formation(project, rows, thermo, docs)
     if lum:
         table["luminescence"] = lum
     if out_path is not None:
@@ -492,10 +493,10 @@ def collect(project: str | Path = DEFAULT_PROJECT, launchpad_file: str | Path | 
     return table
 
 
-def _formation(project: str | Path, rows: list[dict], thermo: dict) -> list[dict]:
+def _formation(project: str | Path, rows: list[dict], thermo: dict, docs: dict) -> list[dict]:
     """Formation energies of each model whose compound has chemical-potential limits, at the
     thermodynamics step and with the campaign's correction (a model that cannot be analysed
-    gets its reason instead)."""
+    gets its reason instead). `docs`: the step results collect read, by run directory."""
     from perovdefect.thermo.calculations import formation_from_calculations, limits_for
     from perovdefect.thermo.data import dielectric_constant
     from perovdefect.thermo.documents import CompetingPhases
@@ -528,9 +529,9 @@ def _formation(project: str | Path, rows: list[dict], thermo: dict) -> list[dict
                 eps = t.dielectric
                 if eps is None and correction != "none":
                     eps = dielectric_constant(model.compound).value
-                host_doc = _result(host[0])
+                host_doc = docs[host[0]["run_dir"]]
                 res = formation_from_calculations(
-                    host_doc, [_result(r) for r in defects],
+                    host_doc, [docs[r["run_dir"]] for r in defects],
                     chemical_potentials=limits_for(phases, host_doc, model.compound,
                                                    f"campaign {name} thermodynamics"),
                     correction=correction, dielectric=eps, defect_name="V_Br")
@@ -539,9 +540,3 @@ def _formation(project: str | Path, rows: list[dict], thermo: dict) -> list[dict
                 entry["problem"] = str(exc)
             out.append(entry)
     return out
-
-
-def _result(row: dict):
-    """The ElectronicStructure of one collected step row."""
-    from perovdefect.calcs.document import ElectronicStructure
-    return ElectronicStructure.from_json(Path(row["run_dir"]) / "result.json")
