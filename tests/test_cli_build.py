@@ -91,8 +91,9 @@ def test_vacancies_cs4pbbr6_beyond_13_A_and_by_target(tmp_path):
         assert r.exit_code == 0, r.output
         for s in json.loads(r.stdout):
             assert s["formula"].startswith("Cs") and s["wyckoff"] == "36f"
-            n_cells = s["n_unit_cells"]
-            assert s["formula"] == f"Cs{24 * n_cells}Pb{6 * n_cells}Br{36 * n_cells - 1}"
+            n_cells = s["n_unit_cells"]  # issue 18: of the 22-atom primitive cell
+            assert s["supercell_of"] == "primitive"
+            assert s["formula"] == f"Cs{8 * n_cells}Pb{2 * n_cells}Br{12 * n_cells - 1}"
             if args[0] == "--min-image-distance":
                 assert s["image_distance_A"] >= float(args[1])
 

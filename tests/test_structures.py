@@ -16,7 +16,9 @@ from perovdefect.structures import (build_cluster, build_crystal, build_supercel
                                     build_vacancies, distinct_sites, image_distance,
                                     read_structure, remove_site, space_group)
 from perovdefect.structures.clusters import coordination
+from perovdefect.structures.primitive import primitive_cell
 from perovdefect.structures.supercells import min_cells_for_distance
+from perovdefect.structures.vacancies import build_host
 from tests.conftest import run_cli
 
 EXPECTED = {  # name: (space group, formula unit counts per Z, Z, {wyckoff: multiplicity} of Br)
@@ -94,7 +96,7 @@ def test_vacancies_counts_charges_and_electrons(name):
         assert m["image_distance_A"] >= 12
         assert r.name.endswith({1: "_q+1", 0: "_q0", -1: "_q-1"}[m["charge"]])
         assert r.atoms.get_chemical_symbols().count("Br") == \
-            build_supercell(build_crystal(name), 12).atoms.get_chemical_symbols().count("Br") - 1
+            build_host(name, 12).atoms.get_chemical_symbols().count("Br") - 1
     assert {r.name for r in build_vacancies("Cs4PbBr6")} == {"V_Br_q+1", "V_Br_q0", "V_Br_q-1"}
 
 
@@ -259,7 +261,7 @@ def all_hnf(n: int):
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_vacancy_removes_a_br_with_the_unit_cell_wyckoff_site_at_every_size(name, d):
     crystal = build_crystal(name)
-    host = build_supercell(crystal, min_image_distance_A=d)
+    host = build_host(name, min_image_distance_A=d)  # supercell of the primitive cell (issue 18)
     recs = build_vacancies(name, min_image_distance_A=d, charges=(0,))
     assert {r.metadata["wyckoff"] for r in recs} == set(EXPECTED[name][3])
     host_symbols = host.atoms.get_chemical_symbols()
@@ -290,7 +292,7 @@ def test_vacancy_removes_a_br_with_the_unit_cell_wyckoff_site_at_every_size(name
 @pytest.mark.parametrize("name", list(EXPECTED))
 def test_vacancy_by_atom_target_removes_a_br(name, target):
     for r in build_vacancies(name, target_atoms=target, charges=(0,)):
-        n_unit = len(build_crystal(name).atoms)
+        n_unit = len(primitive_cell(build_crystal(name)).record.atoms)  # issue 18: primitive
         assert len(r.atoms) + 1 == max(1, round(target / n_unit)) * n_unit
         assert r.metadata["image_distance_A"] == pytest.approx(
             image_distance(r.atoms.cell.array), abs=1e-3)

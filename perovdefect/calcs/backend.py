@@ -23,6 +23,7 @@ from typing import Any, Callable, ClassVar
 
 from perovdefect.calcs.document import ElectronicStructure
 from perovdefect.calcs.protocol import Protocol
+from perovdefect.calcs.transition import TransitionDipoles
 from perovdefect.errors import PerovDefectError, ProtocolError
 from perovdefect.structures.record import StructureRecord
 
@@ -30,7 +31,7 @@ ENTRY_POINT_GROUP = "perovdefect.backends"
 
 #: Capability names a backend may declare.
 CAPABILITIES = ("hybrid", "soc", "relax", "constrained_occupations", "electrostatic_potential",
-                "run_here")
+                "run_here", "transition_dipole")
 
 
 class CalculationError(PerovDefectError):
@@ -54,6 +55,9 @@ class Backend(ABC):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"quick": {}, "hybrid": {}}
     #: Python distributions the backend runs on (their versions go into reports)
     packages: ClassVar[tuple[str, ...]] = ()
+    #: settings that choose only what a step keeps on disk, never its result: left out of the
+    #: step digest, so changing one never reruns a finished step
+    output_settings: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -120,13 +124,48 @@ class Backend(ABC):
         """Parse one output file this backend recognises."""
         raise ProtocolError(f"{cls.name} cannot parse {path}")
 
+    @classmethod
+    def transition_dipoles(cls, directory: Path, initial: list[int], final: list[int],
+                           spin: int) -> TransitionDipoles:
+        """Dipole matrix elements <i|e r|f> (e*A) between every band of `initial` and every
+        band of `final` (0-based band indices, spin channel `spin`, Gamma point) from the wave
+        functions a finished calculation in `directory` kept (capability "transition_dipole").
+        Raises ParseError when the run kept no wave functions, AnalysisError for bands or a
+        spin the run lacks; this default refuses."""
+        raise ProtocolError(f"{directory}: {cls.name} runs give no transition dipoles here "
+                            "(the backend lacks the transition_dipole capability)")
+
+    def digest_settings(self) -> dict[str, Any]:
+        """The settings that identify a step (all but the output_settings)."""
+        return {k: v for k, v in self.settings.items() if k not in self.output_settings}
+
+    def valence_electrons(self, record: StructureRecord, protocol: Protocol) -> int | None:
+        """Electrons the code will treat for `record`: the sum of the valences (Z valence) of
+        the setups, POTCARs or pseudopotentials it will use for `protocol`, minus the record's
+        charge (e). None: this code cannot count (then only an explicit spin_multiplicity turns
+        spin on). Raises ProtocolError for an element it has no valence for."""
+        return None
+
+    def unpaired_electron(self, record: StructureRecord, protocol: Protocol) -> bool:
+        """True when `record` needs collinear spin: its metadata spin_multiplicity when given
+        (an explicit 1 keeps a run spin-unpolarised, e.g. a metal; the builders set it), else
+        an odd count of this code's valence electrons (valence_electrons)."""
+        given = record.metadata.get("spin_multiplicity")
+        if given is not None:
+            return int(given) > 1
+        count = self.valence_electrons(record, protocol)
+        return count is not None and count % 2 == 1
+
     def effective_protocol(self, record: StructureRecord, protocol: Protocol) -> Protocol:
-        """The protocol the code actually runs: the record's charge, and collinear spin for an
-        odd electron count (what the step hash records)."""
+        """The protocol the code actually runs (what the step hash records): the record's
+        charge, and collinear spin for an unpaired electron (unpaired_electron: an odd
+        electron count of any structure, unless its spin_multiplicity says otherwise) or an
+        excitation. SOC steps stay noncollinear."""
         if protocol.charge != record.charge:
             protocol = protocol.with_(charge=record.charge)
-        if (record.metadata.get("spin_multiplicity", 1) > 1 or protocol.excitation) and \
-                not protocol.spin_polarized and not protocol.soc:
+        if protocol.spin_polarized or protocol.soc:
+            return protocol
+        if protocol.excitation or self.unpaired_electron(record, protocol):
             protocol = protocol.with_(spin_polarized=True)
         return protocol
 
@@ -147,7 +186,7 @@ class Backend(ABC):
         run_dir.mkdir(parents=True, exist_ok=True)
         protocol = self.effective_protocol(record, protocol)
         self.check(record, protocol)
-        digest = step_digest(record, protocol, self.name, self.settings)
+        digest = step_digest(record, protocol, self.name, self.digest_settings())
         done = finished(run_dir, digest)
         if done is not None:
             return done, True
@@ -159,6 +198,23 @@ class Backend(ABC):
         mark_finished(run_dir, digest, doc, {"code": self.name, "protocol": protocol.as_dict(),
                                              "settings": self.settings})
         return doc, False
+
+
+def count_electrons(record: StructureRecord, valences: dict[str, float],
+                    charge: int | None = None) -> int:
+    """Electrons of `record` (e): the valence of each atom's element (a backend's setups,
+    POTCARs or pseudopotentials) summed, minus `charge` (default: the record's). ProtocolError
+    for a non-integer total or a charge that removes more electrons than there are."""
+    charge = record.charge if charge is None else int(charge)
+    total = sum(valences[s] for s in record.atoms.get_chemical_symbols())
+    count = total - charge
+    if abs(count - round(count)) > 1e-6:
+        raise ProtocolError(f"{record.name}: {count:g} valence electrons is not a whole number "
+                            f"(valences {valences})")
+    if count < 0:
+        raise ProtocolError(f"{record.name}: charge {charge:+d} removes more than its "
+                            f"{total:g} valence electrons")
+    return int(round(count))
 
 
 def _entry_points() -> dict[str, Any]:
@@ -224,3 +280,26 @@ def backend_packages() -> list[str]:
 def backend_for_output(path: Path) -> type[Backend] | None:
     """The registered backend that recognises the output file `path`, if any."""
     return next((cls for cls in registered_classes() if cls.recognises(path)), None)
+
+
+def backend_for_run(directory: str | Path, code: str | None = None) -> type[Backend]:
+    """The registered backend of the finished run in `directory`: the code its step marker
+    (perovdefect.calcs.rundir) names, else the backend recognising one of its output files,
+    else `code` (e.g. the parsed document's); ProtocolError when none is known."""
+    import json
+
+    from perovdefect.calcs.rundir import MARKER
+    directory = Path(directory)
+    try:
+        code = json.loads((directory / MARKER).read_text()).get("code") or code
+    except (OSError, ValueError, AttributeError):
+        # only the file names backends list as outputs (never read a WAVECAR to recognise it)
+        names = dict.fromkeys(n for cls in registered_classes() for n in cls.output_files)
+        found = next((cls for name in names if (directory / name).is_file()
+                      for cls in [backend_for_output(directory / name)] if cls is not None),
+                     None)
+        if found is not None:
+            return found
+    if not code:
+        raise ProtocolError(f"{directory}: no calculation of a registered backend found here")
+    return backend_class(code)

@@ -12,6 +12,14 @@ from perovdefect.documents import Document, Part
 from perovdefect.errors import ParseError
 
 OCC_THRESHOLD = 0.5  # a state counts as occupied above this fraction of its maximum occupation
+#: a state holding between this fraction and 1 minus it of its capacity is partially occupied
+#: (a half-filled level or a metal). Smearing tails stay below it in insulators: a tail reaches
+#: 5 % only for a state within ~3 kT of the Fermi level (0.03 eV for GPAW's 0.01 eV
+#: Fermi-Dirac width, 0.06 eV for VASP's 0.05 eV Gaussian), i.e. for gaps below ~0.1 eV.
+PARTIAL_OCCUPATION = 0.05
+#: highest occupied and lowest empty states closer than this (eV) are one degenerate level
+#: that the occupations split (a partially filled level, not a gap)
+DEGENERATE_eV = 1e-3
 
 
 class BandState(Part):
@@ -93,7 +101,10 @@ class ElectronicStructure(Document):
 
     eigenvalues_eV[spin][k][band] and occupations[spin][k][band] (0..1 per state, or 0..1 per
     spinor for SOC where nspins == 1 and each band holds one electron); kpoint_weights sum to 1.
-    vbm/cbm/gap come from occupations (highest occupied, lowest unoccupied state). `code` names
+    vbm/cbm come from occupations (highest state holding electrons, lowest state with room) and
+    gap_eV = cbm - vbm only when the highest band is full: a partially occupied highest band (a
+    half-filled level, a metal, an odd count's unpaired electron) has gap_eV = None and says why
+    in `warnings` (_partial_frontier; threshold PARTIAL_OCCUPATION). `code` names
     the backend that produced it (data, not a branch: nothing outside perovdefect.calcs reads it
     to decide anything but "same code as the host?").
     """
@@ -141,19 +152,62 @@ class ElectronicStructure(Document):
         return self
 
     def _compute_edges(self, eps: np.ndarray, occ: np.ndarray) -> None:
-        occupied = occ > OCC_THRESHOLD
-        if not occupied.any() or occupied.all():
+        """VBM = highest state holding electrons, CBM = lowest state with room (eV); the gap
+        between them only when the highest band is completely filled (_partial_frontier)."""
+        held = occ > PARTIAL_OCCUPATION  # holds electrons (beyond a smearing tail)
+        room = occ < 1.0 - PARTIAL_OCCUPATION  # has room for more
+        if not held.any() or not room.any():
             raise ValueError(f"{self.source}: no occupied/unoccupied split in the eigenvalues "
                              "(too few bands?)")
-        vbm, cbm = float(eps[occupied].max()), float(eps[~occupied].min())
-        # direct if the VBM and CBM sit at the same k-point
-        k_vbm = np.unravel_index(np.argmax(np.where(occupied, eps, -np.inf)), eps.shape)[1]
-        k_cbm = np.unravel_index(np.argmin(np.where(~occupied, eps, np.inf)), eps.shape)[1]
+        vbm, cbm = float(eps[held].max()), float(eps[room].min())
         # object.__setattr__: validate_assignment would re-run this validator
         object.__setattr__(self, "vbm_eV", vbm)
         object.__setattr__(self, "cbm_eV", cbm)
+        reason = self._partial_frontier(eps, occ, vbm, cbm)
+        if reason is not None:
+            if reason not in self.warnings:
+                self.warnings.append(reason)
+            return
+        # direct if the VBM and CBM sit at the same k-point
+        k_vbm = np.unravel_index(np.argmax(np.where(held, eps, -np.inf)), eps.shape)[1]
+        k_cbm = np.unravel_index(np.argmin(np.where(room, eps, np.inf)), eps.shape)[1]
         object.__setattr__(self, "gap_eV", max(0.0, cbm - vbm))
         object.__setattr__(self, "direct_gap", bool(k_vbm == k_cbm))
+
+    def _partial_frontier(self, eps: np.ndarray, occ: np.ndarray, vbm: float, cbm: float
+                          ) -> str | None:
+        """Why the highest band is partially occupied (None: it is full and the gap is one):
+        a state holding a fraction of its capacity (a half-filled level, a metal), an odd
+        electron count in a spin-polarised or spin-orbit run (one unpaired electron whose
+        partner state is empty: the splitting between them is no band gap), or a degenerate
+        level split between occupied and empty. An even-count open shell with integer
+        occupations (a triplet) is not recognisable from the eigenvalues and keeps its gap."""
+        head = "the highest band is partially occupied"
+        partial = (occ >= PARTIAL_OCCUPATION) & (occ <= 1.0 - PARTIAL_OCCUPATION)
+        if partial.any():
+            s, k, n = np.argwhere(partial)[np.argmin(np.abs(occ[partial] - 0.5))]  # clearest
+            return (f"{head}: a state at {eps[s, k, n]:.3f} eV holds {occ[s, k, n]:.2f} of its "
+                    f"capacity (a half-filled level or a metal), so no band gap is reported")
+        electrons = self._electron_count(occ)
+        if (self.nspins == 2 or self.soc) and electrons is not None and electrons % 2 == 1:
+            partner = "its Kramers partner" if self.soc else "the same level in the other spin"
+            return (f"{head}: {electrons} electrons, an odd count, leave one unpaired electron "
+                    f"in the highest occupied level ({partner} is empty); the "
+                    f"{cbm - vbm:.3f} eV between the highest occupied and lowest empty states "
+                    "is a spin splitting, not a band gap, so no band gap is reported")
+        if abs(cbm - vbm) < DEGENERATE_eV:
+            return (f"{head}: the highest occupied and lowest empty states are one degenerate "
+                    f"level at {vbm:.3f} eV split by the occupations, so no band gap is reported")
+        return None
+
+    def _electron_count(self, occ: np.ndarray) -> int | None:
+        """Electrons in the calculation: n_electrons, else the k-weighted occupations (None:
+        not an integer)."""
+        n = self.n_electrons
+        if n is None:
+            per_state = 1.0 if self.soc else 2.0 / occ.shape[0]
+            n = per_state * float(np.einsum("skn,k->", occ, np.asarray(self.kpoint_weights)))
+        return int(round(n)) if abs(n - round(n)) < 1e-3 else None
 
     @classmethod
     def _upgrade(cls, data: dict[str, Any], source: str) -> dict[str, Any]:
@@ -219,5 +273,6 @@ def functional_from_parameters(lhfcalc: bool, aexx: float | None, hfscreen: floa
     return f"PBE0(a={aexx:g})"
 
 
-__all__ = ["OCC_THRESHOLD", "BandState", "CalcSummary", "ElectronicStructure", "ParseError", "PlanarPotential",
-           "StructureData", "build_document", "functional_from_parameters"]
+__all__ = ["DEGENERATE_eV", "OCC_THRESHOLD", "PARTIAL_OCCUPATION", "BandState", "CalcSummary",
+           "ElectronicStructure", "ParseError", "PlanarPotential", "StructureData",
+           "build_document", "functional_from_parameters"]

@@ -168,16 +168,20 @@ def crystal(compound: str, output: str | None, lattice: str, force: bool, as_jso
 def vacancies(compound: str, min_image_distance: float | None, target_atoms: int | None,
               max_atoms: int, charges: tuple[int, ...], lattice: str, outdir: str | None,
               fmt: str, force: bool, as_json: bool) -> None:
-    """One supercell per symmetry-distinct Br site and charge state."""
+    """One supercell per symmetry-distinct Br site and charge state.
+
+    Supercells are those of the primitive cell (Cs4PbBr6: 22, 44, 66, ... atoms); without a size
+    the conventional cell. Wyckoff labels and multiplicities are the conventional cell's."""
     from perovdefect.structures.vacancies import build_vacancies
     if min_image_distance is not None and target_atoms is not None:
         raise StructureError("give --min-image-distance or --target-atoms, not both")
     check_output_dir(outdir, force)
     records = build_vacancies(compound, min_image_distance, target_atoms, charges, lattice,
                               max_atoms=max_atoms)
-    keys = ("name", "parent", "site_index", "supercell_site_index", "wyckoff", "multiplicity",
-            "charge", "electrons_total", "valence_electrons", "spin_multiplicity",
-            "image_distance_A", "n_unit_cells", "supercell_matrix", "n_atoms", "formula")
+    keys = ("name", "parent", "site_index", "primitive_site_index", "supercell_site_index",
+            "wyckoff", "multiplicity", "supercell_multiplicity", "charge", "electrons_total",
+            "valence_electrons", "spin_multiplicity", "image_distance_A", "supercell_of",
+            "n_unit_cells", "supercell_matrix", "primitive_to_conventional", "n_atoms", "formula")
     summary = [{k: r.summary().get(k) for k in keys} for r in records]
     if outdir:
         out = Path(outdir)
@@ -193,7 +197,8 @@ def vacancies(compound: str, min_image_distance: float | None, target_atoms: int
         for s in summary:
             click.echo(f"{s['name']:16s} Wyckoff {s['wyckoff']:4s} x{s['multiplicity']:<3d} "
                        f"q={s['charge']:+d} N_val={s['valence_electrons']} "
-                       f"{s['n_atoms']} atoms, image {s['image_distance_A']:.2f} A")
+                       f"{s['n_atoms']} atoms ({s['n_unit_cells']} x {s['supercell_of']} cell), "
+                       f"image {s['image_distance_A']:.2f} A")
         if outdir:
             click.echo(f"wrote {len(records)} structures and summary.json to {outdir}")
 

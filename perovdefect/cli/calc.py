@@ -25,10 +25,11 @@ def parse(path: str, as_json: bool, full: bool, projections: bool) -> None:
     if as_json:
         echo_json(doc.to_dict() if full else doc.summary())
     else:
+        gap = ("no gap (highest band partially occupied)" if doc.gap_eV is None else
+               f"gap {doc.gap_eV:.3f} eV ({'direct' if doc.direct_gap else 'indirect'})")
         click.echo(f"{doc.source}: {doc.code} {doc.functional}{'+SOC' if doc.soc else ''} "
                    f"(a={doc.exact_exchange_fraction:g}, w={doc.screening_inv_A:g}/A), "
-                   f"gap {doc.gap_eV:.3f} eV ({'direct' if doc.direct_gap else 'indirect'}), "
-                   f"VBM {doc.vbm_eV:.3f} eV, CBM {doc.cbm_eV:.3f} eV, "
+                   f"{gap}, VBM {doc.vbm_eV:.3f} eV, CBM {doc.cbm_eV:.3f} eV, "
                    f"{'converged' if doc.converged else 'NOT CONVERGED'}")
 
 

@@ -169,6 +169,28 @@ def _analyze_outputs(out: Path, files: Iterable[str]) -> list[Path]:
     return paths
 
 
+REP_RATE_HELP = ("Laser repetition rate (MHz) of T3 files that state none (Photon-HDF5 without "
+                 "setup/laser_repetition_rates); must agree with a rate the file states.")
+
+
+def write_particle_outputs(stats: Any, out: Path, stem: str) -> None:
+    """OUT/STEM.photonstats.json and the recording's figures (trace, decays, FLID, g2,
+    dwell times)."""
+    from perovdefect.photons.figures import (decay_figure, dwell_time_figure, flid_figure,
+                                             g2_figure, save, trace_figure)
+    (out / f"{stem}.photonstats.json").write_text(
+        _dump_json(json.loads(stats.to_json()), indent=None))
+    save(trace_figure(stats), out / f"{stem}_trace.png")
+    if stats.decay_histograms:
+        save(decay_figure(stats), out / f"{stem}_decays.png")
+        save(flid_figure(stats), out / f"{stem}_flid.png")
+    if stats.g2:
+        save(g2_figure(stats), out / f"{stem}_g2.png")
+    dwell_fig = dwell_time_figure(stats)
+    if dwell_fig is not None:
+        save(dwell_fig, out / f"{stem}_dwell.png")
+
+
 def _check_bins(stream: Any, bin_ms: float) -> None:
     """Refuse a trace that would need more than MAX_TRACE_BINS bins of bin_ms (memory)."""
     last_s = float(stream.macrotime.max() * stream.macrotime_resolution_s) if len(stream) else 0.0
@@ -191,14 +213,18 @@ def photons() -> None:
 @click.option("--allow-truncated", is_flag=True, help="Decode the records of a cut-short file.")
 @click.option("--timestamps-unit", type=FiniteFloat(min=0, min_open=True),
               help="Photon-HDF5 unit (s) when the file has none.")
+@click.option("--rep-rate-mhz", type=FiniteFloat(min=0, min_open=True, max=1e4),
+              help=REP_RATE_HELP)
 @click.option("--chunk-records", type=click.IntRange(min=1),
               help="Records decoded at a time, the memory bound for big files [default: "
                    "perovdefect.photons.io.CHUNK_RECORDS, 20 million].")
 def info(file: str, as_json: bool, allow_truncated: bool, timestamps_unit: float | None,
-         chunk_records: int) -> None:
-    """Record type, counts per channel, markers, overflows, resolutions, sync rate."""
+         chunk_records: int, rep_rate_mhz: float | None = None) -> None:
+    """Record type, counts per channel, markers, overflows, resolutions, sync rate (and where
+    it came from)."""
     from perovdefect.photons.io import CHUNK_RECORDS, info_by_pieces
-    d = info_by_pieces(file, chunk_records or CHUNK_RECORDS, timestamps_unit, allow_truncated)
+    d = info_by_pieces(file, chunk_records or CHUNK_RECORDS, timestamps_unit, allow_truncated,
+                       None if rep_rate_mhz is None else rep_rate_mhz * 1e6)
     for w in d["warnings"]:
         click.echo(f"warning: {w}", err=True)
     if as_json:
@@ -234,10 +260,12 @@ def info(file: str, as_json: bool, allow_truncated: bool, timestamps_unit: float
                    "when --thresholds is given].")
 @click.option("--confidence", type=FiniteFloat(min=0.69, max=0.99), default=0.95,
               show_default=True, help="Confidence level of the change-point test (0.69-0.99).")
+@click.option("--rep-rate-mhz", type=FiniteFloat(min=0, min_open=True, max=1e4),
+              help=REP_RATE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the summaries as JSON.")
 def analyze(files, outdir, bin_ms, thresholds, gate_ns, background_cps, excitation,
             g2_window_ns, allow_truncated, timestamps_unit, as_json, force=False,
-            level_method=None, confidence=0.95) -> None:
+            level_method=None, confidence=0.95, rep_rate_mhz=None) -> None:
     """Trace, levels, decays per level, g2/M and FLID per FILE; power series if <N> given."""
     from perovdefect.errors import AnalysisError
     # arguments and paths first, before any (slow) import or work
@@ -252,42 +280,34 @@ def analyze(files, outdir, bin_ms, thresholds, gate_ns, background_cps, excitati
 
     from rich.progress import Progress
 
-    from perovdefect.photons.analysis.pipeline import analyze_stream, power_series
-    from perovdefect.photons.figures import (decay_figure, dwell_time_figure, flid_figure,
-                                             g2_figure, power_series_figure, save,
-                                             trace_figure)
-    from perovdefect.photons.io import read_photons
+    from perovdefect.photons.analysis.pipeline import (analyze_stream, power_series,
+                                                       read_recording, settings_from_options)
+    from perovdefect.photons.figures import power_series_figure, save
+    settings = settings_from_options(
+        bin_width_s=bin_ms / 1e3, thresholds=ths, gate_ns=gate_ns, background_cps=background_cps,
+        g2_window_ns=g2_window_ns, level_method=level_method, confidence=confidence,
+        timestamps_unit_s=timestamps_unit, allow_truncated=allow_truncated,
+        rep_rate_hz=None if rep_rate_mhz is None else rep_rate_mhz * 1e6,
+        origin="perovdefect photons analyze options")
     results = []
     with Progress(transient=True, disable=as_json) as progress:
         task = progress.add_task("analysing", total=len(files))
         for f, N in zip(files, Ns):
-            stream = read_photons(f, timestamps_unit, allow_truncated)
+            stream = read_recording(f, settings)
+            for w in stream.header.get("warnings", []):
+                click.echo(f"warning: {w}", err=True)
             _check_bins(stream, bin_ms)
             try:
                 with warnings.catch_warnings():  # numpy/scipy overflow chatter of the fits
                     warnings.simplefilter("ignore", RuntimeWarning)
                     stats = analyze_stream(
-                        stream, bin_width_s=bin_ms / 1e3, thresholds=ths, gate_ns=gate_ns,
-                        background_cps=background_cps, excitation_N=N,
-                        g2_window_ns=g2_window_ns, level_method=level_method,
-                        confidence=confidence,
+                        stream, settings, excitation_N=N,
                         progress=lambda m, f=f: progress.update(
                             task, description=f"{Path(f).name}: {m}"))
             except (ArithmeticError, MemoryError) as exc:  # damaged data past the readers
                 raise PerovDefectError(f"{f}: analysis failed ({type(exc).__name__}: {exc}); "
                                        "the recording may be damaged") from exc
-            stem = Path(f).stem
-            (out / f"{stem}.photonstats.json").write_text(
-                _dump_json(json.loads(stats.to_json()), indent=None))
-            save(trace_figure(stats), out / f"{stem}_trace.png")
-            if stats.decay_histograms:
-                save(decay_figure(stats), out / f"{stem}_decays.png")
-                save(flid_figure(stats), out / f"{stem}_flid.png")
-            if stats.g2:
-                save(g2_figure(stats), out / f"{stem}_g2.png")
-            dwell_fig = dwell_time_figure(stats)
-            if dwell_fig is not None:
-                save(dwell_fig, out / f"{stem}_dwell.png")
+            write_particle_outputs(stats, out, Path(f).stem)
             results.append(stats)
             progress.advance(task)
     summary = {"files": [s.summary() for s in results]}
@@ -370,3 +390,82 @@ def simulate_cmd(output, duration, emitters, excitation, rep_rate_mhz, backgroun
 
 
 simulate_cmd.name = "simulate"
+
+
+@photons.command("population")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False),
+              help="Folder of the population (recordings/ holds each PhotonStats; a rerun "
+                   "analyses only what is not finished there).")
+@click.option("--group-by", help="Regular expression on file names: group 'particle' (or the "
+              "first group) names the particle, optional group 'N' gives <N> ('p' = '.').")
+@click.option("--excitation-N", "excitation",
+              help="Comma-separated <N>, one per file in the order listed, or one for all.")
+@click.option("--settings", "settings_file", type=click.Path(exists=True, dir_okay=False),
+              help="AnalysisSettings or PhotonStats JSON whose settings are used (instead of "
+                   "the options below).")
+@click.option("--bin-ms", type=FiniteFloat(min=MIN_BIN_MS, max=MAX_BIN_MS), default=10.0,
+              show_default=True, help="Trace bin (ms).")
+@click.option("--gate-ns", type=FiniteFloat(min=0), default=0.0,
+              help="Drop photons earlier than this (g2, ns, >= 0).")
+@click.option("--background-cps", type=FiniteFloat(min=0),
+              help="Background per detector (counts/s, >= 0).")
+@click.option("--confidence", type=FiniteFloat(min=0.69, max=0.99), default=0.95,
+              show_default=True, help="Confidence level of the change-point test.")
+@click.option("--rep-rate-mhz", type=FiniteFloat(min=0, min_open=True, max=1e4),
+              help=REP_RATE_HELP)
+@click.option("--timestamps-unit", type=FiniteFloat(min=0, min_open=True),
+              help="Photon-HDF5 unit (s) when the files have none.")
+@click.option("--workers", type=click.IntRange(min=1, max=64), default=2, show_default=True,
+              help="Processes analysing recordings at once.")
+@click.option("--force", is_flag=True, help="Analyse every recording again.")
+@click.option("--json", "as_json", is_flag=True, help="Print the population document as JSON.")
+def population_cmd(inputs, outdir, group_by, excitation, settings_file, bin_ms, gate_ns,
+                   background_cps, confidence, rep_rate_mhz, timestamps_unit, workers, force,
+                   as_json) -> None:
+    """Many particles (files, folders or a CSV manifest of particle,file,excitation_N): each
+    recording analysed once, then the population: per-particle table, fractions with binomial
+    errors, figures."""
+    from perovdefect.photons import population as pop
+    Ns = (parse_float_list(excitation, "--excitation-N", min=0, min_open=True)
+          if excitation is not None else None)
+    recs = pop.recordings(inputs, group_by, Ns)
+    out = ensure_writable_dir(Path(outdir))
+    if settings_file:
+        from perovdefect.photons.stats import AnalysisSettings
+        settings = AnalysisSettings.from_file(settings_file)
+    else:
+        from perovdefect.photons.analysis.pipeline import settings_from_options
+        settings = settings_from_options(
+            bin_width_s=bin_ms / 1e3, gate_ns=gate_ns, background_cps=background_cps,
+            confidence=confidence, timestamps_unit_s=timestamps_unit,
+            rep_rate_hz=None if rep_rate_mhz is None else rep_rate_mhz * 1e6,
+            origin="perovdefect photons population options")
+    if force:
+        for r in recs:
+            (out / pop.RECORDINGS / f"{r.key}.photonstats.json").unlink(missing_ok=True)
+    from rich.progress import Progress
+    with Progress(disable=as_json, transient=True) as progress:
+        task = progress.add_task("recordings", total=len(recs))
+        done = sum(pop.finished(r, out / pop.RECORDINGS, settings) for r in recs)
+        progress.update(task, completed=done)
+
+        def tick(rec, err) -> None:
+            progress.advance(task)
+            if err:
+                click.echo(f"warning: not analysed: {err}", err=True)
+        errors, reused = pop.analyze_recordings(recs, settings, out, workers, tick)
+    doc = pop.population(recs, out, settings, errors, reused)
+    from perovdefect.photons.figures import population_figure, save
+    save(population_figure(doc), out / "population.png")
+    doc.figures = [str(out / "population.png")]
+    doc.to_json(out / "population.json", indent=1)
+    if as_json:
+        echo_json(json_safe(doc.to_dict()))
+    else:
+        for line in pop.summary_lines(doc):
+            click.echo(line)
+        click.echo(f"population in {out / 'population.json'}")
+
+
+population_cmd.name = "population"

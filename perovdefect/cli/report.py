@@ -16,6 +16,10 @@ import click
               help="PhotonStats JSON or raw TCSPC files (repeat the option).")
 @click.option("--excitation-N", "excitation", help="Comma-separated <N> per photon file.")
 @click.option("--background-cps", type=float, help="Background per detector for raw files.")
+@click.option("--photon-settings", type=click.Path(exists=True, dir_okay=False),
+              help="AnalysisSettings or PhotonStats JSON whose settings analyse the raw photon "
+                   "files [default: those of STEM.photonstats.json beside each raw file, else "
+                   "the defaults, stated in the report's photon settings].")
 @click.option("--formation", "formation_files", multiple=True,
               type=click.Path(exists=True, dir_okay=False),
               help="FormationResult JSON from `perovdefect formation -o` (repeatable).")
@@ -30,7 +34,7 @@ import click
 @click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False))
 def report(campaign, host, defects, allow_mixed, photon_files, formation_files, lum_dirs,
            excitation, background_cps, pl_csv, pl_model,
-           absorption, compound, title, out) -> None:
+           absorption, compound, title, out, photon_settings=None) -> None:
     """Computed defect levels beside measured PL and photon statistics, in one HTML report.
     --campaign accepts a `campaign collect` JSON, which needs no FireWorks."""
     from pathlib import Path
@@ -64,7 +68,20 @@ def report(campaign, host, defects, allow_mixed, photon_files, formation_files, 
         inputs.input_files.append(Path(absorption))
     if photon_files:
         Ns = [float(x) for x in excitation.split(",")] if excitation else None
-        inputs.photon_stats = load_photon_stats(list(photon_files), Ns, background_cps)
+        settings = None
+        if photon_settings:
+            from perovdefect.errors import ParseError
+            from perovdefect.photons.stats import AnalysisSettings
+            try:
+                settings = AnalysisSettings.from_file(photon_settings)
+            except ParseError as exc:
+                raise ReportError(str(exc)) from None
+        notes: list[str] = []
+        inputs.photon_stats = load_photon_stats(list(photon_files), Ns, background_cps,
+                                                settings, notes)
+        inputs.notes += notes
+        for note in notes:
+            click.echo(f"note: {note}", err=True)
         inputs.input_files += [Path(p) for p in photon_files]
         if Ns and len(Ns) >= 3:
             inputs.power_series = power_series(inputs.photon_stats)

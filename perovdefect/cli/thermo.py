@@ -101,12 +101,22 @@ def formation(bulk, defects, chempots, compound, correction, dielectric, charge_
 @click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--compute", is_flag=True, help="Run (or resume) the calculations into RUN_DIR "
-              "with the local code first: the V_Br cluster's relaxed ground and DeltaSCF "
-              "excited states and the CC points.")
+              "with the local code first: the relaxed ground and DeltaSCF excited states of "
+              "the structure (--structure, or the V_Br cluster) and the CC points.")
+@click.option("--structure", "structure_file", type=click.Path(dir_okay=False),
+              help="With --compute: any structure file (CIF, POSCAR, extxyz, xyz, JSON), "
+                   "periodic (a supercell, Gamma only) or not, e.g. from `perovdefect build "
+                   "vacancies`; default: the built-in --cluster model.")
+@click.option("--charge", type=click.IntRange(min=-4, max=4),
+              help="Net charge (e) of --structure (default: the file's, else 0).")
 @click.option("--cluster", type=click.Choice(["cs4pbbr6-molecule", "pbbr6-octahedron"]),
-              default="cs4pbbr6-molecule", show_default=True, help="With --compute.")
+              default="cs4pbbr6-molecule", show_default=True,
+              help="With --compute and no --structure.")
 @click.option("--padding", type=click.FloatRange(min=2.0, max=20.0), default=5.0,
-              show_default=True, help="Vacuum around the cluster (A), with --compute.")
+              show_default=True, help="Vacuum around the cluster (A), with --cluster.")
+@click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
+              help="A setting of the local code over its quick preset (repeatable; values "
+                   "read as YAML, checked by the code's backend), e.g. relax_max_steps=40.")
 @click.option("--excitation", type=click.Choice(["down:homo->lumo", "up:homo->lumo"]),
               default="down:homo->lumo", show_default=True,
               help="DeltaSCF promotion (V_Br^0: a Br-p hole and the Pb-6p electron).")
@@ -119,8 +129,8 @@ def formation(bulk, defects, chempots, compound, correction, dielectric, charge_
 @click.option("--pl-fwhm-nm", type=click.FloatRange(min=0, min_open=True, max=500),
               help="Measured PL FWHM.")
 @click.option("--json", "as_json", is_flag=True)
-def luminescence(run_dir, compute, cluster, padding, excitation, temperature_K, broadening,
-                 pl_nm, pl_fwhm_nm, as_json) -> None:
+def luminescence(run_dir, compute, structure_file, charge, cluster, padding, settings,
+                 excitation, temperature_K, broadening, pl_nm, pl_fwhm_nm, as_json) -> None:
     """ZPL, absorption, emission, Delta Q, hbar omega, Huang-Rhys factors and the predicted PL
     peak and FWHM of a luminescence calculation (RUN_DIR/luminescence.json)."""
     from pathlib import Path
@@ -131,12 +141,14 @@ def luminescence(run_dir, compute, cluster, padding, excitation, temperature_K, 
     for v, name in ((temperature_K, "--temperature"), (broadening, "--broadening-meV")):
         if not math.isfinite(v):
             raise click.BadParameter("must be finite", param_hint=name)
+    if (structure_file or charge is not None or settings) and not compute:
+        raise click.UsageError("--structure, --charge and --setting go with --compute")
     if compute:
         from perovdefect.calcs.backend import local_backend
-        from perovdefect.structures import build_cluster
         cls = local_backend()
-        record = build_cluster(cluster, vacancy=True, padding_A=padding)
-        result = run_luminescence(record, cls(**cls.presets["quick"]), root, excitation,
+        overrides = {**cls.presets["quick"], **_key_values(settings, "--setting")}
+        record = _luminescence_record(structure_file, charge, cluster, padding)
+        result = run_luminescence(record, cls(**overrides), root, excitation,
                                   temperature_K=temperature_K, broadening_fwhm_meV=broadening,
                                   measured_peak_nm=pl_nm, measured_fwhm_nm=pl_fwhm_nm,
                                   log=lambda m: click.echo(m, err=True))
@@ -153,7 +165,10 @@ def luminescence(run_dir, compute, cluster, padding, excitation, temperature_K, 
         echo_json({**s, "warnings": result.warnings, "excitation": result.excitation,
                    "code": result.code, "level_of_theory": result.level_of_theory})
         return
-    click.echo(f"{result.structure} ({result.code}, {result.level_of_theory}, {excitation}):")
+    size = (f"periodic, {result.n_atoms} atoms, images {result.image_distance_A:.1f} A apart"
+            if result.model == "periodic" else "isolated cluster")
+    click.echo(f"{result.structure} ({size}; {result.code}, {result.level_of_theory}, "
+               f"{result.excitation}):")
     click.echo(f"  ZPL {s['zpl_eV']:.3f} eV, absorption {s['absorption_eV']:.3f} eV, emission "
                f"{s['emission_eV']:.3f} eV, Delta Q {s['delta_q_amu05_A']:.3f} amu^1/2 A")
     click.echo(f"  hbar omega {s['hbar_omega_ground_meV']:.1f} / {s['hbar_omega_excited_meV']:.1f}"
@@ -169,3 +184,30 @@ def luminescence(run_dir, compute, cluster, padding, excitation, temperature_K, 
                    f"{c.fwhm_deviation_meV:+.0f} meV ({c.fwhm_deviation_nm:+.1f} nm)")
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)
+
+
+def _key_values(values: tuple[str, ...], option: str) -> dict:
+    """KEY=VALUE pairs (values read as YAML scalars) as a dict; a malformed one names `option`."""
+    import yaml
+    out = {}
+    for v in values:
+        key, sep, value = v.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{v!r}: expected KEY=VALUE", param_hint=option)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise click.BadParameter(f"{v!r}: unreadable value", param_hint=option) from None
+    return out
+
+
+def _luminescence_record(structure_file, charge, cluster, padding):
+    """The structure of `luminescence --compute`: a file (with --charge) or a built-in cluster."""
+    if structure_file is None:
+        from perovdefect.structures import build_cluster
+        return build_cluster(cluster, vacancy=True, padding_A=padding)
+    from perovdefect.structures.record import read_structure
+    record = read_structure(structure_file)
+    if charge is not None:
+        record.metadata["charge"] = int(charge)
+    return record

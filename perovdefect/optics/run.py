@@ -7,6 +7,7 @@ nothing finished); the result is ROOT/luminescence.json (LuminescenceResult)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -14,12 +15,13 @@ from pydantic import Field
 
 from perovdefect.calcs.backend import Backend
 from perovdefect.calcs.protocol import Protocol
-from perovdefect.documents import Document
+from perovdefect.documents import Document, Part
 from perovdefect.errors import AnalysisError
 from perovdefect.optics.ccd import cc_diagram_from_geometries
 from perovdefect.optics.documents import CCDiagram, DeltaSCFTransitions, PLComparison, PLSpectrum
 from perovdefect.optics.geometry import interpolate_geometries
 from perovdefect.optics.lineshape import compare_with_measurement, pl_spectrum
+from perovdefect.optics.radiative import OpticalTransition
 from perovdefect.optics.vertical import delta_scf_transitions
 from perovdefect.structures.record import StructureRecord
 
@@ -30,10 +32,34 @@ RESULT = "luminescence.json"
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
+#: k-points of every step of a periodic luminescence calculation unless given: the excitation is
+#: a localised defect state, and constrained occupations are set at one k-point (Gamma)
+PERIODIC_KPOINTS = (1, 1, 1)
+
+
+class LuminescenceProvenance(Part):
+    """Where a shipped (precomputed) luminescence result came from."""
+
+    #: the command that regenerates it
+    command: str
+    computed_on: str
+    wall_time_s: float
+    cores: int
+    versions: dict[str, str] = Field(default_factory=dict)
+    note: str = ""
+
+
 class LuminescenceResult(Document):
     """Everything `perovdefect luminescence RUN_DIR` prints (eV, meV, nm, amu^1/2 A)."""
 
     structure: str
+    #: the model: "cluster" (isolated, vacuum around it) or "periodic" (a supercell)
+    model: str = "cluster"
+    n_atoms: int | None = None
+    charge: int = 0
+    #: shortest distance between periodic images of the defect (A; None for clusters)
+    image_distance_A: float | None = None
+    kpoints: list[int] | None = None
     code: str
     level_of_theory: str
     excitation: str
@@ -45,6 +71,12 @@ class LuminescenceResult(Document):
     cc: CCDiagram
     spectrum: PLSpectrum
     comparison: PLComparison | None = None
+    #: spontaneous emission of the relaxed excited state (the promoted electron back into the
+    #: hole, at the DeltaSCF emission energy); None where the code or run cannot give it
+    radiative: OpticalTransition | None = None
+    provenance: LuminescenceProvenance | None = None
+    #: wall time of each step (s) as run (or as recorded by a step done before)
+    timings_s: dict[str, float] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
 
     def summary(self) -> dict:
@@ -59,7 +91,15 @@ class LuminescenceResult(Document):
                "franck_condon_excited_eV": c.franck_condon_excited_eV,
                "predicted_pl_peak_eV": s.peak_eV, "predicted_pl_peak_nm": s.peak_nm,
                "predicted_pl_fwhm_meV": 1e3 * s.fwhm_eV, "predicted_pl_fwhm_nm": s.fwhm_nm,
-               "temperature_K": self.temperature_K}
+               "temperature_K": self.temperature_K, "model": self.model,
+               "n_atoms": self.n_atoms, "charge": self.charge,
+               "image_distance_A": self.image_distance_A}
+        if self.radiative is not None:
+            r = self.radiative
+            out.update(radiative_lifetime_ns=r.radiative_lifetime_ns,
+                       oscillator_strength=r.oscillator_strength, dipole_eA=r.dipole_eA,
+                       radiative_note=f"{r.method}; n = {r.refractive_index:g} "
+                       f"({r.refractive_index_source}), local field {r.local_field}")
         if self.comparison is not None:
             out["comparison"] = self.comparison.model_dump()
         return out
@@ -77,13 +117,23 @@ def run_luminescence(record: StructureRecord, backend: Backend, root: str | Path
                             "1 (excited minimum)")
     root = Path(root)
     resources = resources or {}
+    periodic = not record.is_cluster
+    if periodic and not physics.get("kpoints") and not physics.get("kpoint_density_inv_A"):
+        physics = {**physics, "kpoints": PERIODIC_KPOINTS}
     ground_p = Protocol(name="relax-ground", task="relax", **physics)
     excited_p = Protocol(name="relax-excited", task="relax", excitation=excitation, **physics)
     backend.check(record, excited_p)
 
+    timings: dict[str, float] = {}
+
     def step(rec, p, name):
+        t0 = time.perf_counter()
         doc, skipped = backend.execute(rec, p, root / name, resources)
-        log(f"  {name}: E = {doc.total_energy_eV:.4f} eV" + (" (done before)" if skipped else ""))
+        # a step done before keeps the wall time its run recorded (code-side, if any)
+        timings[name] = round(float(doc.settings.get("wall_time_s") or 0.0) if skipped
+                              else time.perf_counter() - t0, 1)
+        log(f"  {name}: E = {doc.total_energy_eV:.4f} eV, {timings[name]:.0f} s"
+            + (" (done before)" if skipped else ""))
         return doc
 
     step(record, ground_p, "relax-ground")
@@ -109,11 +159,42 @@ def run_luminescence(record: StructureRecord, backend: Backend, root: str | Path
     if measured_peak_nm and measured_fwhm_nm:
         comparison = compare_with_measurement(spectrum, measured_peak_nm, measured_fwhm_nm)
     static = Protocol(**physics)
+    radiative = _radiative(root / f"cc-excited{fractions[i1]:+.2f}", excitation, cc.e_em_eV,
+                           log)
     result = LuminescenceResult(
-        structure=record.name, code=backend.name, level_of_theory=static.label,
+        structure=record.name, model="periodic" if periodic else "cluster",
+        n_atoms=len(record.atoms), charge=record.charge,
+        image_distance_A=_image_distance(record) if periodic else None,
+        kpoints=list(static.kpoints) if static.kpoints else None, code=backend.name, level_of_theory=static.label,
         excitation=excitation, temperature_K=temperature_K, fractions=list(fractions),
         ground_energies_eV=e_g, excited_energies_eV=e_e, delta_scf=dscf, cc=cc,
-        spectrum=spectrum, comparison=comparison,
-        warnings=[*cc.warnings, *dscf.warnings])
+        spectrum=spectrum, comparison=comparison, radiative=radiative[0], timings_s=timings,
+        warnings=[*cc.warnings, *dscf.warnings, *radiative[1]])
     result.to_json(root / RESULT, indent=1)
     return result
+
+
+def _image_distance(record: StructureRecord) -> float:
+    from perovdefect.structures.supercells import image_distance
+    return round(image_distance(record.atoms.cell.array), 3)
+
+
+def _radiative(run_dir: Path, excitation: str, emission_eV: float,
+               log: Callable[[str], None]) -> tuple[OpticalTransition | None, list[str]]:
+    """The radiative rate of the relaxed excited state: in its DeltaSCF occupations the
+    promoted electron is the `homo` of the excited spin channel and the hole its `lumo`, so
+    homo -> lumo is the emission; the photon energy is the total-energy emission (not a
+    Kohn-Sham difference). (None, [why]) where the backend or the run cannot give a dipole."""
+    from perovdefect.errors import PerovDefectError
+    from perovdefect.optics.radiative import radiative_transition
+    spin = excitation.split(":")[0]
+    try:
+        t = radiative_transition(run_dir, "homo", "lumo", spin, energy_eV=emission_eV,
+                                 energy_source="DeltaSCF emission energy of the relaxed "
+                                               "excited state")
+    except PerovDefectError as exc:
+        return None, [f"no radiative lifetime: {exc}"]
+    if t.radiative_lifetime_ns is not None:
+        log(f"  radiative lifetime {t.radiative_lifetime_ns:.3g} ns (n = "
+            f"{t.refractive_index:g}), dipole {t.dipole_eA:.3f} e A")
+    return t, []

@@ -176,3 +176,44 @@ def power_series_figure(series):
 def save(fig, path) -> None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def population_figure(doc):
+    """A PopulationStats at a glance: g2(0) and M histograms, lifetimes per level, ON/OFF
+    dwell exponents, intensity vs lifetime per level, and the fractions with binomial errors."""
+    rows = doc.particles
+    fig, axes = plt.subplots(2, 3, figsize=(12, 7))
+    (a_g2, a_m, a_tau), (a_alpha, a_it, a_fr) = axes
+
+    def hist(ax, values, label, bins=20):
+        vals = [v for v in values if v is not None and np.isfinite(v)]
+        if vals:
+            ax.hist(vals, bins=bins, color="0.4")
+        ax.set_xlabel(label)
+        ax.set_ylabel("particles")
+    hist(a_g2, [r.g2_0 for r in rows], "g2(0) at the lowest <N>")
+    hist(a_m, [r.n_emitters for r in rows], "M = 1/(1 - g2(0))")
+    taus = [lv.tau_ns for r in rows for lv in r.levels if lv.kind == "emitting"]
+    hist(a_tau, taus, "lifetime per emitting level (ns)", bins=30)
+    a_tau.set_ylabel("levels")
+    for key, color in (("alpha_on", "tab:blue"), ("alpha_off", "tab:red")):
+        vals = [getattr(r, key) for r in rows if getattr(r, key) is not None]
+        if vals:
+            a_alpha.hist(vals, bins=15, alpha=0.6, color=color, label=key)
+    a_alpha.set_xlabel("dwell-time exponent")
+    a_alpha.legend(fontsize=7)
+    pts = [(lv.counts_per_bin, lv.tau_ns) for r in rows for lv in r.levels
+           if lv.kind == "emitting" and lv.tau_ns is not None]
+    if pts:
+        a_it.scatter(*zip(*pts), s=8, color="k")
+    a_it.set_xlabel("level intensity (counts/bin)")
+    a_it.set_ylabel("level lifetime (ns)")
+    names = list(doc.fractions)
+    f = [doc.fractions[n].fraction or 0.0 for n in names]
+    e = [doc.fractions[n].fraction_err or 0.0 for n in names]
+    a_fr.bar(range(len(names)), f, yerr=e, color="0.5", capsize=3)
+    a_fr.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=7)
+    a_fr.set_ylabel("fraction of particles")
+    a_fr.set_ylim(0, 1)
+    fig.tight_layout()
+    return fig

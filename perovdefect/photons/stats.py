@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
+from pathlib import Path
+
+from pydantic import Field, ValidationError, field_validator
+
 from perovdefect.documents import Document, Part
 
 SCHEMA_VERSION = 2
@@ -274,6 +278,93 @@ class PowerSeries(PhotonPart):
         return json.loads(self.model_dump_json())
 
 
+class LevelMerge(PhotonPart):
+    """Two levels merged because the counts cannot tell them apart
+    (`perovdefect.photons.analysis.merge`): their mean counts per bin, lifetimes (ns), the
+    separation in Poisson sigma of one trace bin, and the criterion."""
+
+    counts_per_bin: list[float]
+    tau_ns: list[float | None]
+    separation_sigma: float
+    criterion: str
+
+
+LevelMethod = Literal["change-points", "poisson-mixture", "thresholds"]
+
+
+class AnalysisSettings(PhotonPart):
+    """Every choice an analysis of a raw recording makes, stored in each PhotonStats and used
+    again whenever the recording is re-analysed (`report --photons raw.ptu`, `photons
+    population`), so that the same file gives the same numbers everywhere.
+
+    Reading: timestamps_unit_s (s; Photon-HDF5 files without one), rep_rate_hz (Hz; T3 files
+    that state no laser repetition rate), allow_truncated. Trace and levels: bin_width_s (s),
+    level_method, thresholds_counts_per_bin (for "thresholds"), max_levels, change_points (run
+    the Watkins-Yang segmentation), change_point_confidence, merge_levels (merge levels the
+    counts cannot tell apart, `perovdefect.photons.analysis.merge`). Decays: decay_bin_ns (ns),
+    biexponential. g2: g2_window_ns (ns half-window as asked; widened to 2.5 laser periods when
+    shorter), g2_bin_ns (ns), gate_ns (ns), level_g2. background_cps_per_detector (counts/s;
+    None = estimated). origin: where these settings came from (a sentence)."""
+
+    bin_width_s: float = Field(0.01, gt=0)
+    level_method: LevelMethod = "change-points"
+    thresholds_counts_per_bin: list[float] | None = None
+    max_levels: int = Field(6, ge=1)
+    change_points: bool = True
+    change_point_confidence: float = Field(0.95, ge=0.69, le=0.99)
+    merge_levels: bool = True
+    decay_bin_ns: float = Field(0.1, gt=0)
+    biexponential: bool = True
+    g2_window_ns: float = Field(500.0, gt=0)
+    g2_bin_ns: float = Field(0.1, gt=0)
+    gate_ns: float = Field(0.0, ge=0)
+    level_g2: bool = True
+    background_cps_per_detector: float | None = Field(None, ge=0)
+    timestamps_unit_s: float | None = Field(None, gt=0)
+    rep_rate_hz: float | None = Field(None, gt=0)
+    allow_truncated: bool = False
+    origin: str = "defaults"
+
+    def analysis_choices(self) -> dict[str, Any]:
+        """The settings without `origin` (two analyses with equal choices agree)."""
+        return self.model_dump(exclude={"origin"})
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> AnalysisSettings:
+        """The settings in a JSON file: an AnalysisSettings, or a PhotonStats (its settings).
+        ParseError naming the file otherwise."""
+        import json
+
+        from perovdefect.errors import ParseError
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ParseError(f"{path}: cannot read analysis settings ({exc})") from None
+        if isinstance(data, dict) and "levels" in data and "source" in data:
+            return PhotonStats.from_dict(data, str(path)).settings.model_copy(
+                update={"origin": f"the analysis {path}"})
+        try:
+            return cls.model_validate(data).model_copy(update={"origin": f"{path}"})
+        except ValidationError as exc:
+            raise ParseError(f"{path}: not AnalysisSettings or PhotonStats JSON "
+                             f"({exc.errors()[0]['loc']}: {exc.errors()[0]['msg']})") from None
+
+    @classmethod
+    def from_legacy(cls, d: dict[str, Any]) -> AnalysisSettings:
+        """The hand-built settings dict of PhotonStats written before this part existed."""
+        return cls(
+            bin_width_s=d.get("bin_width_s", 0.01), decay_bin_ns=d.get("decay_bin_ns", 0.1),
+            g2_window_ns=d.get("g2_window_ns", 500.0), g2_bin_ns=d.get("g2_bin_ns", 0.1),
+            gate_ns=d.get("gate_ns", 0.0), level_method=d.get("levels", "change-points"),
+            change_point_confidence=d.get("change_point_confidence", 0.95),
+            background_cps_per_detector=d.get("background_cps_per_detector"),
+            max_levels=d.get("max_levels", 6), merge_levels=False,
+            thresholds_counts_per_bin=d.get("thresholds_counts_per_bin") or None,
+            origin=("a version-1 PhotonStats" if d.get("upgraded_from_schema_version") == 1
+                    else "a PhotonStats written before AnalysisSettings (levels not merged)"))
+
+
 class PhotonStats(_Items, Document):
     """Everything a report needs about one recording: file info, trace (counts per bin of
     bin_width_s), intensity levels (change points + BIC, or the binned methods) with their decay
@@ -307,7 +398,18 @@ class PhotonStats(_Items, Document):
     flid: Flid | None = None
     excitation_N: float | None = None
     power_series: PowerSeries | None = None
-    settings: dict[str, Any] = {}
+    level_merges: list[LevelMerge] = []
+    settings: AnalysisSettings = AnalysisSettings(origin="unknown (not stated)")
+
+    @field_validator("settings", mode="before")
+    @classmethod
+    def _legacy_settings(cls, v: Any) -> Any:
+        """A settings dict of the earlier layout (keys "levels", no "level_method") becomes
+        an AnalysisSettings part."""
+        if isinstance(v, dict) and "level_method" not in v:
+            return (AnalysisSettings.from_legacy(v) if v else
+                    AnalysisSettings(origin="unknown (not stated)"))
+        return v
 
     # ------------------------------------------------------------------ what the report reads
     def brightest_level(self) -> IntensityLevel | None:

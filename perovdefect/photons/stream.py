@@ -105,7 +105,9 @@ class PhotonStream:
                     "records_neither_photon_marker_nor_overflow", 0)),
                 "macrotime_resolution_s": self.macrotime_resolution_s,
                 "microtime_resolution_s": self.microtime_resolution_s,
-                "sync_rate_hz": self.sync_rate_hz, "acquisition_time_s": self.acquisition_time_s,
+                "sync_rate_hz": self.sync_rate_hz,
+                "sync_rate_source": self.header.get("sync_rate_source"),
+                "acquisition_time_s": self.acquisition_time_s,
                 "last_photon_time_s": last, "n_microtime_bins": self.n_microtime_bins}
 
 

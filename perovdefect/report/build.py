@@ -110,10 +110,14 @@ def analyses_from_documents(host: str | Path, defects: list[str | Path],
 
 
 def load_photon_stats(paths: list[str | Path], excitation_N: list[float] | None = None,
-                      background_cps: float | None = None) -> list:
-    """PhotonStats JSON files as they are; raw TCSPC files are analysed here."""
-    from perovdefect.photons.analysis.pipeline import analyze_stream
-    from perovdefect.photons.io import read_photons
+                      background_cps: float | None = None, settings: Any = None,
+                      notes: list[str] | None = None) -> list:
+    """PhotonStats JSON files as they are; raw TCSPC files are analysed here with `settings`
+    (an AnalysisSettings) when given, else with those of an existing analysis of the same file
+    (STEM.photonstats.json beside it), else with the stated defaults; `background_cps` (per
+    detector) replaces the settings' background. What was used goes into each PhotonStats'
+    settings (origin) and, one line per raw file, into `notes`."""
+    from perovdefect.photons.analysis.pipeline import analyze_file
     from perovdefect.photons.stats import PhotonStats
     out = []
     Ns = excitation_N or [None] * len(paths)
@@ -131,9 +135,36 @@ def load_photon_stats(paths: list[str | Path], excitation_N: list[float] | None 
             if N is not None:
                 stats.excitation_N = N
         else:
-            stats = analyze_stream(read_photons(p), excitation_N=N, background_cps=background_cps)
+            chosen = raw_file_settings(p, settings, background_cps)
+            if notes is not None:
+                notes.append(f"{p}: analysed with the settings of {chosen.origin}")
+            stats = analyze_file(p, chosen, excitation_N=N)
         out.append(stats)
     return out
+
+
+def raw_file_settings(path: Path, settings: Any = None, background_cps: float | None = None):
+    """The AnalysisSettings for re-analysing raw file `path` (see load_photon_stats)."""
+    from perovdefect.photons.stats import AnalysisSettings, PhotonStats
+    if settings is None:
+        existing = path.with_name(f"{path.stem}.photonstats.json")
+        if existing.is_file():
+            try:
+                settings = PhotonStats.from_json(existing).settings.model_copy(
+                    update={"origin": f"the existing analysis {existing}"})
+            except ParseError as exc:
+                raise ReportError(f"{existing}: the existing analysis of {path} cannot be "
+                                  f"read ({exc}); give --photon-settings") from None
+        else:
+            settings = AnalysisSettings(origin=(
+                f"perovdefect's defaults (no --photon-settings and no {existing.name} "
+                "beside the file)"))
+    if background_cps is not None and background_cps != settings.background_cps_per_detector:
+        settings = settings.model_copy(update={
+            "background_cps_per_detector": background_cps,
+            "origin": f"{settings.origin}, background {background_cps:g} counts/s per detector "
+                      "from --background-cps"})
+    return settings
 
 
 def build_report(inputs: ReportInputs, out_dir: str | Path,
@@ -163,4 +194,4 @@ def build_report(inputs: ReportInputs, out_dir: str | Path,
 
 
 __all__ = ["ReportInputs", "ReportModel", "analyses_from_documents", "build_report",
-           "load_campaign_results", "load_photon_stats"]
+           "load_campaign_results", "load_photon_stats", "raw_file_settings"]

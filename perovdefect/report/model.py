@@ -15,6 +15,8 @@ from pydantic import Field
 
 from perovdefect.documents import Document, Part
 from perovdefect.levels.model import ModelAnalysis
+from perovdefect.report.headline import (EmissionHeadline, emission_headline, measured_lifetimes,
+                                         pick_headline_result)
 from perovdefect.report.reference import EXPERIMENTAL_GAP_EV, SEED_DFT
 
 PACKAGES = ("perovdefect", "ase", "pymatgen", "spglib", "FireWorks", "ptufile", "numpy",
@@ -74,6 +76,8 @@ class ReportModel(Document):
     power_series: dict[str, Any] | None = None
     formation: list[dict[str, Any]] = Field(default_factory=list)
     luminescence: list[dict[str, Any]] = Field(default_factory=list)
+    #: the headline: the predicted emission (total energies, relaxed) beside the measurement
+    emission: EmissionHeadline | None = None
     provenance: Provenance
     extra: dict[str, Any] = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict)
@@ -157,6 +161,8 @@ def collect_model(inputs, title: str) -> ReportModel:
                     if (pl_ref and s.kind == "defect") else None,
                     ipr=s.ipr, character=s.character))
     files = {str(p): sha256(Path(p)) for p in inputs.input_files if Path(p).is_file()}
+    particle_levels = [st.level_rows() for st in inputs.photon_stats]
+    headline = pick_headline_result(inputs.luminescence)
     return ReportModel(
         title=title, created=time.strftime("%Y-%m-%d %H:%M:%S"), notes=inputs.notes,
         compound=inputs.compound,
@@ -164,12 +170,14 @@ def collect_model(inputs, title: str) -> ReportModel:
         host_gaps=gaps, in_gap_states=states, verdicts=verdicts, level_warnings=warnings,
         pl_peak=inputs.pl[2].to_dict() if inputs.pl is not None else None, pl_reference=pl_ref,
         particles=[st.summary() for st in inputs.photon_stats],
-        particle_levels=[st.level_rows() for st in inputs.photon_stats],
+        particle_levels=particle_levels,
         power_series=_plain(inputs.power_series), extra=inputs.extra,
         formation=[_formation_summary(f) for f in inputs.formation],
         luminescence=[{"structure": lum.structure, "level_of_theory": lum.level_of_theory,
                        **lum.summary(), "warnings": lum.warnings}
                       for lum in inputs.luminescence],
+        emission=None if headline is None else emission_headline(
+            headline, pl_ref, measured_lifetimes(particle_levels)),
         provenance=Provenance(versions=versions(), input_files=files,
                               calculations=step_settings(inputs.steps)))
 

@@ -84,14 +84,44 @@ def _fmt(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
+def _headline_rows(m: ReportModel) -> list[list]:
+    """The predicted emission first: peak, width and radiative lifetime against the measured."""
+    e = m.emission
+    if e is None:
+        return []
+    where = f"{e.structure}, {e.model}" + (f" {e.n_atoms} atoms" if e.n_atoms else "")
+    rows: list[list] = [[f"PREDICTED PL peak (total-energy DeltaSCF, relaxed; {where}) (nm)",
+                         e.predicted_peak_nm,
+                         f"{e.predicted_peak_eV:.3f} eV; measured "
+                         + (f"{e.measured_peak_nm:.1f} nm ({e.peak_deviation_nm:+.1f} nm)"
+                            if e.measured_peak_nm else "not given")],
+                        ["PREDICTED PL FWHM (nm)", e.predicted_fwhm_nm,
+                         f"measured {e.measured_fwhm_nm:.1f} nm" if e.measured_fwhm_nm
+                         else "measured: not given"]]
+    if e.radiative_lifetime_ns is not None:
+        ratios = "; ".join(f"{k}: measured {t.tau_ns:.2f} ns, ratio {e.lifetime_ratios[k]:.3g}"
+                           for t in e.measured_lifetimes for k in [t.level])
+        rows.append(["PREDICTED radiative lifetime (ns)", e.radiative_lifetime_ns,
+                     f"{e.lifetime_note}; {ratios or 'no measured lifetimes given'}"])
+    rows.append(["origin of the prediction", e.origin, "; ".join(e.limitations)])
+    return rows
+
+
+def _model_size(lum: dict) -> str:
+    if lum.get("model") == "periodic":
+        return f"crystal, {lum.get('n_atoms')} atoms"
+    return "isolated cluster"
+
+
 def _summary_rows(m: ReportModel) -> list[list]:
-    rows: list[list] = []
+    rows: list[list] = _headline_rows(m)
     for g in m.host_gaps:
         rows.append([f"host gap ({g.model}, {g.level})", g.gap_eV,
                      f"experiment {g.experimental_gap_eV} eV"])
     for s in m.in_gap_states:
         if s.compared_with_pl:
-            rows.append([f"defect state compared with PL: {s.defect} (spin {s.spin})",
+            rows.append([f"Kohn-Sham screen (a level, not an emission energy): {s.defect} "
+                         f"(spin {s.spin}) above the VBM",
                          s.energy_above_vbm_eV, f"{s.transition_nm:.0f} nm"])
     if m.pl_reference:
         rows.append(["measured PL peak (eV)", m.pl_reference["pl_eV"],
@@ -171,10 +201,11 @@ def render_html(model: ReportModel, figures: dict[str, bytes], inputs) -> str:
                      t["level_above_vbm_eV"], "inside" if t in f["transition_levels"] else
                      "outside"] for f in model.formation
                     for t in f["transition_levels"] + f["levels_outside_gap"]],
-        lum_rows=[[lum["structure"], lum["zpl_eV"], lum["absorption_eV"], lum["emission_eV"],
-                   lum["delta_q_amu05_A"], lum["hbar_omega_ground_meV"],
-                   lum["huang_rhys_ground"], lum["predicted_pl_peak_nm"],
-                   lum["predicted_pl_fwhm_nm"]] for lum in model.luminescence],
+        lum_rows=[[lum["structure"], _model_size(lum), lum["level_of_theory"], lum["zpl_eV"],
+                   lum["absorption_eV"], lum["emission_eV"], lum["delta_q_amu05_A"],
+                   lum["hbar_omega_ground_meV"], lum["huang_rhys_ground"],
+                   lum["predicted_pl_peak_nm"], lum["predicted_pl_fwhm_nm"],
+                   lum.get("radiative_lifetime_ns")] for lum in model.luminescence],
         settings_rows=[[k, v] for k, v in model.provenance.calculations.items()])
 
 

@@ -42,6 +42,9 @@ class StructureRecord:
     pbc=False). `metadata` holds at least: name, kind (crystal|supercell|defect|cluster), parent,
     charge (e), electrons_total (all-electron count), valence_electrons (for the default VASP
     POTCARs), spin_multiplicity; defects add site_index, wyckoff, multiplicity, image_distance_A.
+    A structure read from a plain file has none of these: the calculation backends count its
+    electrons from their own setups and run an odd count spin-polarised; a spin_multiplicity
+    given here overrides that count (1: spin-unpolarised, e.g. a metal).
     """
 
     atoms: Atoms

@@ -291,17 +291,30 @@ def build_supercell(record: StructureRecord, min_image_distance_A: float | None 
                     target_atoms: int | None = None,
                     max_atoms: int = DEFAULT_MAX_ATOMS) -> StructureRecord:
     """Supercell of a crystal record; metadata gains the matrix, the number of unit cells and the
-    image distance (A). Size requests above `max_atoms` atoms are refused before any search."""
+    image distance (A) (`supercell_metadata`). Size requests above `max_atoms` atoms are refused
+    before any search."""
     if record.is_cluster:
         raise StructureError("supercells need a periodic structure, got a cluster")
     P = supercell_matrix(record.atoms, min_image_distance_A, target_atoms, max_atoms)
     atoms = make_supercell(record.atoms, P, wrap=True) if not np.array_equal(
         P, np.eye(3)) else record.atoms.copy()
+    return StructureRecord(atoms, supercell_metadata(record.metadata, P, atoms))
+
+
+def supercell_metadata(meta: dict, P: np.ndarray, atoms: Atoms) -> dict:
+    """Metadata of the supercell `atoms` = P @ (cell of a record with metadata `meta`): the matrix,
+    the number of unit cells, the image distance (A) and the scaled electron counts and Z. A
+    record whose metadata names its `cell` (e.g. "primitive") gives `supercell_of`, the cell
+    that P and n_unit_cells refer to."""
+    P = np.asarray(P, dtype=int)
     factor = int(round(abs(np.linalg.det(P))))
-    meta = dict(record.metadata)
+    meta = dict(meta)
+    cell = meta.pop("cell", None)
+    if cell is not None:
+        meta["supercell_of"] = cell
     meta.update({"kind": "supercell", "supercell_matrix": P.tolist(), "n_unit_cells": factor,
                  "image_distance_A": round(image_distance(atoms.cell.array), 4),
                  "electrons_total": meta["electrons_total"] * factor,
                  "valence_electrons": meta["valence_electrons"] * factor,
                  "Z": meta.get("Z", 0) * factor})
-    return StructureRecord(atoms, meta)
+    return meta

@@ -12,8 +12,10 @@ import numpy as np
 from perovdefect.errors import StructureError
 from perovdefect.structures.crystals import SYMPREC, build_crystal
 from perovdefect.structures.electrons import electron_counts, spin_multiplicity
+from perovdefect.structures.primitive import PrimitiveCell, primitive_cell
 from perovdefect.structures.record import StructureRecord
-from perovdefect.structures.supercells import DEFAULT_MAX_ATOMS, build_supercell
+from perovdefect.structures.supercells import (DEFAULT_MAX_ATOMS, build_supercell,
+                                               supercell_metadata)
 
 DEFAULT_CHARGES: tuple[int, ...] = (1, 0, -1)
 #: Largest |q| (e) accepted for a V_Br charge state (the campaign spec uses the same bound).
@@ -24,13 +26,15 @@ SITE_TOL_A = 1e-3
 
 @dataclass(frozen=True)
 class DistinctSite:
-    """One symmetry-distinct site of the unit cell: representative index, Wyckoff, multiplicity."""
+    """One symmetry-distinct site of the unit cell: representative index, Wyckoff, multiplicity
+    and the unit-cell indices of its whole orbit."""
 
     index: int
     element: str
     wyckoff: str
     multiplicity: int
     frac_coords: tuple[float, float, float]
+    orbit: tuple[int, ...] = ()
 
 
 def distinct_sites(record: StructureRecord, element: str = "Br") -> list[DistinctSite]:
@@ -44,7 +48,8 @@ def distinct_sites(record: StructureRecord, element: str = "Br") -> list[Distinc
         if structure[first].specie.symbol != element:
             continue
         out.append(DistinctSite(int(first), element, wyckoff, len(indices),
-                                tuple(float(x) for x in structure[first].frac_coords)))
+                                tuple(float(x) for x in structure[first].frac_coords),
+                                tuple(int(i) for i in indices)))
     if not out:
         raise StructureError(f"no {element} sites in {record.name}")
     return out
@@ -121,44 +126,91 @@ def supercell_site(supercell: StructureRecord, unit: StructureRecord, index: int
     return int(hits[0]), len(hits)
 
 
+def orbit_per_primitive(site: DistinctSite, prim: PrimitiveCell) -> int:
+    """Sites of the conventional orbit of `site` in one primitive cell; StructureError unless
+    they times the primitive cells per conventional cell give the conventional multiplicity."""
+    n = len({prim.site_map[i] for i in site.orbit})
+    if n * prim.n_per_conventional != site.multiplicity:
+        raise StructureError(f"Wyckoff {site.wyckoff} (x{site.multiplicity}): {n} sites per "
+                             f"primitive cell x {prim.n_per_conventional} primitive cells "
+                             "does not give the conventional multiplicity")
+    return n
+
+
+def build_host(compound: str, min_image_distance_A: float | None = None,
+               target_atoms: int | None = None, lattice: str = "pbe",
+               max_atoms: int = DEFAULT_MAX_ATOMS) -> StructureRecord:
+    """The pristine host supercell `build_vacancies` removes a site from (campaign supercell
+    models use it as their host), built from the primitive cell (`host_and_cells`)."""
+    return host_and_cells(compound, min_image_distance_A, target_atoms, lattice, max_atoms)[0]
+
+
+def host_and_cells(compound: str, min_image_distance_A: float | None = None,
+                   target_atoms: int | None = None, lattice: str = "pbe",
+                   max_atoms: int = DEFAULT_MAX_ATOMS
+                   ) -> tuple[StructureRecord, StructureRecord, PrimitiveCell]:
+    """(host supercell, conventional crystal, its primitive cell) for a shipped compound.
+
+    min_image_distance_A (A) or target_atoms search supercells of the primitive cell
+    (perovdefect.structures.supercells), refused before any search above `max_atoms` atoms;
+    without either the host is the conventional cell itself, atoms as shipped. Either way the
+    metadata's supercell_matrix and n_unit_cells refer to the primitive cell (supercell_of =
+    "primitive"; primitive_to_conventional: M with conventional lattice = M @ primitive).
+    """
+    crystal = build_crystal(compound, lattice)
+    prim = primitive_cell(crystal)
+    if min_image_distance_A is None and target_atoms is None:  # the conventional cell itself
+        atoms = crystal.atoms.copy()
+        host = StructureRecord(atoms, supercell_metadata(prim.record.metadata,
+                                                         prim.to_conventional, atoms))
+    else:
+        host = build_supercell(prim.record, min_image_distance_A, target_atoms, max_atoms)
+    return host, crystal, prim
+
+
 def build_vacancies(compound: str, min_image_distance_A: float | None = None,
                     target_atoms: int | None = None, charges: tuple[int, ...] = DEFAULT_CHARGES,
                     lattice: str = "pbe", element: str = "Br",
                     max_atoms: int = DEFAULT_MAX_ATOMS) -> list[StructureRecord]:
     """One supercell per symmetry-distinct `element` site and charge state.
 
-    Without a size criterion the conventional cell itself is used; min_image_distance_A (A) or
-    target_atoms choose a supercell (perovdefect.structures.supercells), refused before any
-    search above `max_atoms` atoms. Charges: whole numbers, |q| <= 4, no duplicates. The removed
-    atom is located in the supercell itself by species and position modulo the unit-cell lattice
-    (`supercell_site`) and checked to be `element`. Metadata: name (V_Br_q+1, or with the Wyckoff
-    label when the compound has several distinct Br sites), parent, site index in the unit cell
-    and in the supercell, Wyckoff label and multiplicity of the unit-cell site, charge, electron
-    counts, spin multiplicity, supercell matrix, number of unit cells and image distance (A).
+    Sites, Wyckoff labels and multiplicities are those of the conventional cell (pymatgen
+    SpacegroupAnalyzer). Supercells are those of the primitive cell (`host_and_cells`: Cs4PbBr6
+    offers 22, 44, 66, ... atoms); without a size criterion the conventional cell itself is used.
+    Charges: whole numbers, |q| <= 4, no duplicates. The conventional representative site is
+    mapped to its primitive-cell translate (checked by `primitive_cell`), and that site is located
+    in the supercell itself by species and position modulo the primitive lattice
+    (`supercell_site`, exactly one copy per primitive cell). Metadata: name (V_Br_q+1, or with
+    the Wyckoff label when the compound has several distinct Br sites), parent, site index in the
+    conventional cell, the primitive cell and the supercell, Wyckoff label and multiplicity of
+    the conventional-cell site, supercell_multiplicity (sites of the crystal's orbit in the
+    supercell: multiplicity x supercell volume / conventional volume; a supercell shape with
+    less than the full point symmetry may split them into several orbits of its own),
+    charge, electron counts, spin multiplicity, supercell matrix and number of unit cells (of
+    the primitive cell: supercell_of), image distance (A).
     """
     if element != "Br":
         raise StructureError(f"vacancy requested on a non-Br site ({element}); "
                              "perovdefect builds Br vacancies")
     charges = check_charges(charges)
-    crystal = build_crystal(compound, lattice)
+    supercell, crystal, prim = host_and_cells(compound, min_image_distance_A, target_atoms,
+                                              lattice, max_atoms)
     sites = distinct_sites(crystal, element)
-    if min_image_distance_A is None and target_atoms is None:  # the conventional cell itself
-        n_unit = len(crystal.atoms)
-        supercell = build_supercell(crystal, target_atoms=n_unit, max_atoms=max(max_atoms, n_unit))
-    else:
-        supercell = build_supercell(crystal, min_image_distance_A, target_atoms, max_atoms)
     records = []
     for site in sites:
-        sc_index, copies = supercell_site(supercell, crystal, site.index, element)
+        prim_index = prim.site_map[site.index]
+        sc_index, copies = supercell_site(supercell, prim.record, prim_index, element)
+        per_primitive = orbit_per_primitive(site, prim)
         label = site.wyckoff if len(sites) > 1 else None
         for q in charges:
             rec = remove_site(supercell, sc_index, q, element)
             rec.metadata.update({
                 "name": defect_name(element, q, label), "kind": "defect",
                 "parent": crystal.name, "defect": f"V_{element}", "site_index": site.index,
+                "primitive_site_index": prim_index,
                 "supercell_site_index": sc_index, "wyckoff": site.wyckoff,
                 "multiplicity": site.multiplicity,
-                "supercell_multiplicity": site.multiplicity * copies,
+                "supercell_multiplicity": per_primitive * copies,
                 "site_frac_coords": list(site.frac_coords)})
             records.append(rec)
     return records

@@ -13,8 +13,9 @@ from pathlib import Path
 from fireworks import Firework, Workflow
 
 from perovdefect.calcs.protocol import ladder
-from perovdefect.structures import build_cluster, build_crystal, build_supercell, build_vacancies
+from perovdefect.structures import build_cluster, build_vacancies
 from perovdefect.structures.record import StructureRecord
+from perovdefect.structures.vacancies import build_host
 from perovdefect.workflows.spec import CampaignSpec, ModelSpec
 from perovdefect.workflows.tasks import (AnalyzeLevelsTask, CompetingPhasesTask, LuminescenceTask,
                                          RunStepTask, record_to_dict)
@@ -37,11 +38,9 @@ def model_records(model: ModelSpec) -> tuple[StructureRecord, list[tuple[str, St
             rec = build_cluster(model.cluster, vacancy=True, **kw_q)
             defects.append((f"V_Br_q{q:+d}" if q else "V_Br_q0", rec))
         return host, defects
-    crystal = build_crystal(model.compound, model.lattice)
-    if model.min_image_distance_A or model.target_atoms:
-        host = build_supercell(crystal, model.min_image_distance_A, model.target_atoms)
-    else:
-        host = crystal
+    # the same primitive-cell supercell build_vacancies removes the site from
+    host = build_host(model.compound, model.min_image_distance_A, model.target_atoms,
+                      model.lattice)
     recs = build_vacancies(model.compound, model.min_image_distance_A, model.target_atoms,
                            tuple(model.charges), model.lattice)
     return host, [(r.name, r) for r in recs]
@@ -142,26 +141,31 @@ def model_workflow(spec: CampaignSpec, model: ModelSpec, runs_root: Path) -> Wor
                         spec={"_perovdefect": info, "perovdefect_results": []}, parents=last)
     fws.append(analysis)
     if model in spec.luminescence_models():
-        fws.append(_luminescence_fw(spec, model, dict(defects), base, key))
+        neutral = [(label, rec) for label, rec in defects if rec.charge == host.charge]
+        for label, rec in neutral:  # one per symmetry-distinct site
+            run_dir = base / "luminescence" if len(neutral) == 1 else base / label / \
+                "luminescence"
+            fws.append(_luminescence_fw(spec, model, label, rec, run_dir, key))
     return Workflow(fws, name=f"{spec.name}/{model.label}",
                     metadata={"perovdefect_campaign": spec.name, "perovdefect_key": key,
                               "perovdefect_hash": spec.content_hash()})
 
 
-def _luminescence_fw(spec: CampaignSpec, model: ModelSpec, defects: dict[str, StructureRecord],
-                     base: Path, key: str) -> Firework:
-    """The DeltaSCF luminescence calculation of the model's neutral V_Br (independent of the
-    ladder: it relaxes its own ground and excited states)."""
+def _luminescence_fw(spec: CampaignSpec, model: ModelSpec, label: str, rec: StructureRecord,
+                     run_dir: Path, key: str) -> Firework:
+    """The DeltaSCF luminescence calculation of one neutral defect of the model (independent of
+    the ladder: it relaxes its own ground and excited states)."""
     lum = spec.luminescence
-    rec = defects["V_Br_q0"]
     info = {"campaign": spec.name, "model": model.label, "label": "luminescence",
-            "role": "luminescence", "charge": 0, "step": "luminescence", "key": key}
+            "defect": label, "role": "luminescence", "charge": 0, "step": "luminescence",
+            "key": key}
     physics = {**spec.protocol, "charge": rec.charge}
     task = LuminescenceTask(structure=record_to_dict(rec), code=spec.code,
                             settings=spec.settings, physics=physics,
-                            run_dir=str(base / "luminescence"), info=info,
+                            run_dir=str(run_dir), info=info,
                             excitation=lum.excitation, temperature_K=lum.temperature_K,
                             broadening_fwhm_meV=lum.broadening_fwhm_meV, pl_nm=spec.pl_nm,
                             pl_fwhm_nm=lum.pl_fwhm_nm)
-    return Firework([task], name=f"{spec.name}/{model.label}/luminescence",
+    suffix = "" if run_dir.parent.name == model.label else f"/{label}"
+    return Firework([task], name=f"{spec.name}/{model.label}/luminescence{suffix}",
                     spec={"_perovdefect": info})

@@ -469,7 +469,7 @@ def collect(project: str | Path = DEFAULT_PROJECT, launchpad_file: str | Path | 
                 from perovdefect.optics.run import LuminescenceResult
                 res = LuminescenceResult.from_json(d / "luminescence.json")
                 lum.append({"campaign": info["campaign"], "model": info["model"],
-                            "run_dir": str(d), **res.summary(), "warnings": res.warnings})
+                            "defect": info.get("defect", "V_Br_q0"), "run_dir": str(d), **res.summary(), "warnings": res.warnings})
             continue
         row = {k: info[k] for k in ("campaign", "model", "label", "role", "charge", "step")}
         row.update({"state": fw["state"], "fw_id": fw["fw_id"], "run_dir": str(d)})

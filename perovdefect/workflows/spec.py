@@ -127,9 +127,10 @@ class ThermodynamicsSpec(_Strict):
 
 class LuminescenceSpec(_Strict):
     """A DeltaSCF luminescence calculation (CC diagram, predicted PL) of the neutral V_Br of
-    each cluster model named (campaign YAML `luminescence:`)."""
+    each model named (campaign YAML `luminescence:`): clusters, or supercells (every
+    symmetry-distinct neutral vacancy, Gamma-only unless the protocol gives k-points)."""
 
-    #: model labels (default: every cluster model with charge 0)
+    #: model labels (default: every model with charge 0)
     models: list[str] | None = None
     excitation: Literal["up:homo->lumo", "down:homo->lumo"] = "down:homo->lumo"
     temperature_K: float = Field(295.0, ge=0, le=2000, allow_inf_nan=False)
@@ -232,11 +233,11 @@ class CampaignSpec(_Strict):
                                  f"({labels})")
         chosen = self.luminescence_models()
         if not chosen:
-            raise ValueError("luminescence: no cluster model with charge 0 to run")
+            raise ValueError("luminescence: no model with charge 0 to run")
         for m in chosen:
-            if m.model != "cluster" or 0 not in m.charges:
-                raise ValueError(f"luminescence: model {m.label} must be a cluster with "
-                                 "charge 0 among its charges")
+            if 0 not in m.charges:
+                raise ValueError(f"luminescence: model {m.label} needs charge 0 among its "
+                                 "charges")
         try:
             p = Protocol(name="relax-excited", task="relax", excitation=lum.excitation,
                          **self.protocol)
@@ -265,7 +266,7 @@ class CampaignSpec(_Strict):
         if lum is None:
             return []
         if lum.models is None:
-            return [m for m in self.models if m.model == "cluster" and 0 in m.charges]
+            return [m for m in self.models if 0 in m.charges]
         return [m for m in self.models if m.label in lum.models]
 
     def content_hash(self) -> str:

@@ -19,14 +19,16 @@ import re
 import shutil
 import subprocess
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
 from ase.units import Bohr
 
-from perovdefect.calcs.backend import Backend, CalculationError
+from perovdefect.calcs.backend import Backend, CalculationError, count_electrons
 from perovdefect.calcs.document import ElectronicStructure
 from perovdefect.calcs.protocol import Protocol
+from perovdefect.calcs.transition import TransitionDipoles
 from perovdefect.errors import ProtocolError
 from perovdefect.structures.record import StructureRecord
 
@@ -42,6 +44,30 @@ def gpaw_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def gpaw_setup_valences(symbols: list[str], setup_type: str = "paw",
+                        setup_xc: str = "PBE") -> dict[str, int]:
+    """Valence electrons (Z valence, e) of GPAW's `setup_type` setups for `setup_xc`, read by
+    GPAW's own setup reader from the setup files GPAW would load; ProtocolError for an
+    element GPAW has no such setup for."""
+    return {el: _setup_valence(el, setup_type, setup_xc) for el in set(symbols)}
+
+
+@lru_cache(maxsize=None)
+def _setup_valence(symbol: str, setup_type: str, setup_xc: str) -> int:
+    try:
+        from gpaw.setup_data import SetupData
+    except ImportError:
+        raise ProtocolError(f"gpaw: cannot read its setups to count electrons: "
+                            f"{GpawBackend.unavailable_reason()}") from None
+    try:
+        data = SetupData(symbol, setup_xc, setup_type)
+    except (RuntimeError, OSError, KeyError) as exc:  # no such setup in GPAW's search path
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ProtocolError(f"gpaw: no {setup_type} {setup_xc} setup for element {symbol!r} "
+                            f"({first})") from None
+    return int(round(data.Nv))
 
 
 def _has_mpi_and_scalapack() -> tuple[bool, bool]:
@@ -72,16 +98,21 @@ class GpawBackend(Backend):
     grid, A), smearing_eV (Fermi-Dirac width), density_convergence, nbands (PW; None: GPAW's
     default), magmom_per_atom (initial collinear moment on every atom, mu_B; default: 1 mu_B in
     all for odd electron counts), relax_fmax_eV_per_A, relax_max_steps, localization_window_eV
-    (states this far below the HOMO and above the LUMO get their localisation computed)."""
+    (states this far below the HOMO and above the LUMO get their localisation computed),
+    keep_wavefunctions (static steps write RUN_DIR/gs.gpw with the wave functions, mode='all',
+    for later analysis such as transition dipoles; plane-wave static steps always do, for the
+    ladder's reuse; LCAO: about 6 MB for an atom in a 10 A box, the density grids dominate)."""
 
     name = "gpaw"
     packages = ("gpaw", "gpaw-data")
     capabilities = frozenset({"hybrid", "soc", "relax", "electrostatic_potential", "run_here",
-                              "constrained_occupations"})
+                              "constrained_occupations", "transition_dipole"})
     calc_defaults: dict[str, Any] = {
         "mode": "lcao", "basis": "dzp", "grid_spacing_A": 0.22, "smearing_eV": 0.01,
         "density_convergence": 1e-5, "nbands": None, "magmom_per_atom": None,
-        "relax_fmax_eV_per_A": 0.05, "relax_max_steps": 60, "localization_window_eV": 8.0}
+        "relax_fmax_eV_per_A": 0.05, "relax_max_steps": 60, "localization_window_eV": 8.0,
+        "keep_wavefunctions": True}
+    output_settings = ("keep_wavefunctions",)
 
     presets = {"quick": {"mode": "lcao", "grid_spacing_A": 0.25}, "hybrid": {"mode": "pw"}}
 
@@ -106,6 +137,8 @@ class GpawBackend(Backend):
         for key in ("relax_max_steps",):
             if not isinstance(s[key], int) or s[key] < 1:
                 raise ProtocolError(f"gpaw setting {key} must be a positive integer")
+        if not isinstance(s["keep_wavefunctions"], bool):
+            raise ProtocolError("gpaw setting keep_wavefunctions must be true or false")
 
     def check(self, record: StructureRecord | None, protocol: Protocol) -> None:
         super().check(record, protocol)
@@ -114,6 +147,15 @@ class GpawBackend(Backend):
                 raise ProtocolError(f"GPAW hybrid steps ({protocol.name}) need the plane-wave "
                                     "mode: set settings mode: pw")
             self.hybrid_name(protocol)
+        if protocol.excitation and record is not None and any(record.atoms.pbc):
+            from perovdefect.calcs.kpoints import monkhorst_pack
+            mesh = monkhorst_pack(record.atoms, protocol)
+            if tuple(mesh) != (1, 1, 1):
+                # MOM constrains the occupations of one k-point; a mesh would excite a fraction
+                raise ProtocolError(f"GPAW constrained occupations ({protocol.name}) need a "
+                                    f"Gamma-only supercell calculation, got the k-mesh {mesh}: "
+                                    "set kpoints (1, 1, 1) and converge the supercell size "
+                                    "instead")
 
     @staticmethod
     def hybrid_name(protocol: Protocol) -> str:
@@ -128,10 +170,15 @@ class GpawBackend(Backend):
             f"screening {protocol.screening:g}/A: its non-self-consistent hybrids are HSE06 "
             "(0.25, 0.11/bohr = 0.208/A) and PBE0 (0.25, unscreened); use another code")
 
+    def valence_electrons(self, record: StructureRecord, protocol: Protocol) -> int:
+        """From the PAW setups the runner uses (GPAW's default 'paw' set for PBE: the ground
+        state of every step, hybrids included, is PBE), minus the record's charge."""
+        return count_electrons(record, gpaw_setup_valences(record.atoms.get_chemical_symbols()))
+
     def effective_protocol(self, record: StructureRecord, protocol: Protocol) -> Protocol:
         # GPAW runs SOC on top of a collinear (spin-polarised for odd counts) ground state
         protocol = super().effective_protocol(record, protocol)
-        if record.metadata.get("spin_multiplicity", 1) > 1 and not protocol.spin_polarized:
+        if not protocol.spin_polarized and self.unpaired_electron(record, protocol):
             protocol = protocol.with_(spin_polarized=True)
         return protocol
 
@@ -180,6 +227,18 @@ class GpawBackend(Backend):
 
     def parse(self, directory: Path) -> ElectronicStructure:
         return ElectronicStructure.from_json(directory / "result.json")
+
+    @classmethod
+    def transition_dipoles(cls, directory: Path, initial: list[int], final: list[int],
+                           spin: int) -> TransitionDipoles:
+        """From the run's saved wave functions (gs.gpw), in a subprocess
+        (perovdefect.calcs.gpaw.dipole says how: clusters through GPAW's own dipole matrix
+        elements, periodic Gamma-point cells as the dipole of localised states)."""
+        from perovdefect.calcs.gpaw.dipole import transition_dipoles
+        reason = cls.unavailable_reason()
+        if reason:
+            raise CalculationError(reason)
+        return transition_dipoles(Path(directory), initial, final, spin)
 
     def relaxed_structure(self, directory: Path, record: StructureRecord
                           ) -> StructureRecord | None:

@@ -190,9 +190,11 @@ def _localization(calc, atoms, eps: np.ndarray, occ: np.ndarray, window_eV: floa
     symbols = atoms.get_chemical_symbols()
     nspins = eps.shape[0]
     for s in range(nspins):
-        homo = int(np.nonzero(occ[s, 0] > 0.5)[0].max())
+        occupied = np.nonzero(occ[s, 0] > 0.5)[0]
+        homo = int(occupied.max()) if occupied.size else -1  # -1: an empty spin channel (H)
         lumo_e = eps[s, 0, homo + 1] if homo + 1 < eps.shape[2] else eps[s, 0, homo]
-        near = (eps[s, 0] >= eps[s, 0, homo] - window_eV) & (eps[s, 0] <= lumo_e + window_eV)
+        homo_e = eps[s, 0, homo] if homo >= 0 else lumo_e
+        near = (eps[s, 0] >= homo_e - window_eV) & (eps[s, 0] <= lumo_e + window_eV)
         for n in np.nonzero(near)[0]:
             n = int(n)
             psi = calc.get_pseudo_wave_function(band=n, kpt=0, spin=s, pad=True)
@@ -256,7 +258,10 @@ def run(run_dir: Path) -> None:
     _log(f"{settings['mode'].upper()} PBE ground state E = {energy:.4f} eV "
          f"({time.time() - t0:.1f} s)")
     ground_state = dict(reuse or {}, key=key)
-    if reuse is None and pw and p["task"] == "static":
+    if reuse is None and p["task"] == "static" and (pw or settings.get("keep_wavefunctions",
+                                                                       True)):
+        # the ground state a later hybrid/SOC step reuses (plane waves), and the wave functions
+        # a finished run keeps for later analysis (transition dipoles; keep_wavefunctions)
         calc.write(str(run_dir / "gs.gpw"), mode="all")
         ground_state = {"key": key, "gpw": str(run_dir / "gs.gpw")}
     nspins = calc.get_number_of_spins()
@@ -325,7 +330,8 @@ def run(run_dir: Path) -> None:
     doc = _write_doc("result.json", eps, occ, weights, functional, aexx, omega, bool(p["soc"]),
                      localization, **common)
     if doc is not None:
-        _log(f"gap {doc.gap_eV:.3f} eV, result.json written ({time.time() - t0:.1f} s)")
+        gap = "no gap (partially occupied)" if doc.gap_eV is None else f"gap {doc.gap_eV:.3f} eV"
+        _log(f"{gap}, result.json written ({time.time() - t0:.1f} s)")
 
 
 def _write_doc(name, eps, occ, weights, functional, aexx, omega, soc, localization, *, calc,

@@ -54,6 +54,22 @@ class QeBackend(Backend):
             if missing:
                 raise ProtocolError(f"qe: no pseudopotential given for {sorted(missing)}")
 
+    def valence_electrons(self, record: StructureRecord, protocol: Protocol) -> int:
+        """From the z_valence of the UPF files in settings pseudopotentials (read from
+        pseudo_dir or $ESPRESSO_PSEUDO; refused when neither names a folder)."""
+        from perovdefect.calcs.backend import count_electrons
+        from perovdefect.calcs.qe.inputs import pseudo_folder, upf_z_valence
+        self.check(record, protocol)  # every element has a pseudopotential
+        folder = pseudo_folder(self.settings["pseudo_dir"])
+        if folder is None:
+            raise ProtocolError(f"qe: cannot count the electrons of {record.name} (an odd count "
+                                "runs spin-polarised): give settings pseudo_dir (or "
+                                "$ESPRESSO_PSEUDO), or the record's spin_multiplicity")
+        pseudos = self.settings["pseudopotentials"]
+        valences = {el: upf_z_valence(folder / pseudos[el])
+                    for el in set(record.atoms.get_chemical_symbols())}
+        return count_electrons(record, valences)
+
     def write_inputs(self, record: StructureRecord, protocol: Protocol, directory: Path,
                      previous: Path | None = None) -> None:
         from perovdefect.calcs.qe.inputs import OUTDIR, PREFIX, write_pw_input

@@ -44,6 +44,34 @@ def is_fully_relativistic(upf: str | Path) -> bool:
     return bool(re.search(r'has_so\s*=\s*"?\s*(T|\.true\.|true)', head, re.I))
 
 
+def upf_z_valence(upf: str | Path) -> float:
+    """Valence electrons (e) of a UPF pseudopotential: UPF v2's PP_HEADER attribute z_valence,
+    or UPF v1's header line "... Z valence". Only the header is read (written here: the UPF
+    readers around, e.g. gpaw.upf.parse_upf, parse the whole file and belong to another
+    code). ProtocolError naming the file when it is missing or has no z_valence."""
+    path = Path(upf)
+    if not path.is_file():
+        raise ProtocolError(f"{path}: no such pseudopotential file (needed for its z_valence)")
+    head = ""
+    with open(path, errors="replace") as fh:
+        for line in fh:
+            head += line
+            if "</PP_HEADER>" in line or ("/>" in line and "z_valence" in head):
+                break
+    m = re.search(r'z_valence\s*=\s*"\s*([-+0-9.EeDd]+)\s*"', head) or \
+        re.search(r"^\s*([-+0-9.EeDd]+)\s+Z valence", head, re.M)
+    if m is None:
+        raise ProtocolError(f"{path}: no z_valence in its UPF header")
+    return float(m.group(1).replace("D", "E").replace("d", "e"))
+
+
+def pseudo_folder(pseudo_dir: str | Path | None) -> Path | None:
+    """The folder pw.x reads pseudopotentials from: `pseudo_dir`, else $ESPRESSO_PSEUDO; None:
+    the run directory itself (pw_input_data writes '.')."""
+    folder = pseudo_dir or os.environ.get("ESPRESSO_PSEUDO")
+    return Path(folder) if folder else None
+
+
 def pw_input_data(record: StructureRecord, protocol: Protocol,
                   pseudo_dir: str | Path = ".", conv_thr: float = 1e-7,
                   mixing_beta: float = 0.3) -> dict:

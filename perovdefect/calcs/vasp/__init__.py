@@ -12,6 +12,7 @@ from typing import Any, Callable
 from perovdefect.calcs.backend import Backend, CalculationError
 from perovdefect.calcs.document import ElectronicStructure
 from perovdefect.calcs.protocol import Protocol
+from perovdefect.calcs.transition import TransitionDipoles
 from perovdefect.errors import ParseError, ProtocolError
 from perovdefect.structures.electrons import POTCAR_SYMBOLS
 from perovdefect.structures.record import StructureRecord
@@ -29,7 +30,7 @@ class VaspBackend(Backend):
 
     name = "vasp"
     packages = ("pymatgen", "custodian")
-    capabilities = frozenset({"hybrid", "soc", "relax"})
+    capabilities = frozenset({"hybrid", "soc", "relax", "transition_dipole"})
     calc_defaults = {"incar": {}, "magmom_per_atom": None, "potcar_symbols": dict(POTCAR_SYMBOLS),
                      "potcar_functional": "PBE_54", "max_errors": 5}
     output_files = ("vasprun.xml", "vasprun.xml.gz", "OUTCAR", "OUTCAR.gz")
@@ -45,6 +46,13 @@ class VaspBackend(Backend):
                                 "protocol does (functional, soc, charge, cutoff_eV)")
         if not isinstance(s["max_errors"], int) or s["max_errors"] < 1:
             raise ProtocolError("vasp setting max_errors must be a positive integer")
+
+    def valence_electrons(self, record: StructureRecord, protocol: Protocol) -> int:
+        """From the ZVAL of the POTCARs the input set names (settings potcar_symbols over
+        pymatgen's MP choices; vasp.inputs.potcar_zval says where each ZVAL comes from)."""
+        from perovdefect.calcs.vasp.inputs import valence_electrons
+        return valence_electrons(record, self.settings["potcar_symbols"],
+                                 self.settings["potcar_functional"])
 
     def write_inputs(self, record: StructureRecord, protocol: Protocol, directory: Path,
                      previous: Path | None = None) -> None:
@@ -92,6 +100,13 @@ class VaspBackend(Backend):
                              "potcar_written": info.get("potcar_written"),
                              "notes": info.get("notes", [])})
         return doc
+
+    @classmethod
+    def transition_dipoles(cls, directory: Path, initial: list[int], final: list[int],
+                           spin: int) -> TransitionDipoles:
+        """From the run's WAVEDER (LOPTICS = .TRUE.; perovdefect.calcs.vasp.waveder)."""
+        from perovdefect.calcs.vasp.waveder import transition_dipoles
+        return transition_dipoles(Path(directory), initial, final, spin)
 
     def relaxed_structure(self, directory: Path, record: StructureRecord
                           ) -> StructureRecord | None:

@@ -2,8 +2,10 @@
 
 POTCARs are licensed. When pymatgen finds none (PMG_VASP_PSP_DIR unset), everything else is
 written and pymatgen writes the POTCAR symbols to POTCAR.spec (its own potcar_spec mechanism); a
-POTCAR is never faked. NELECT for charged cells is then computed from the ZVAL of the named
-POTCARs (POTCAR_ZVAL).
+POTCAR is never faked. Electron counts (NELECT for charged cells, the spin of odd counts) use
+the ZVAL of the POTCARs the input set names (potcar_valences): the configured library's files,
+else the package's table (POTCAR_ZVAL, Cs_sv/Pb_d/Br), else pymatgen's summary of the published
+POTCARs; an element none of them knows is refused, never guessed.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from perovdefect.calcs.backend import count_electrons
 from perovdefect.calcs.protocol import Protocol
+from perovdefect.errors import ProtocolError
 from perovdefect.structures.electrons import POTCAR_SYMBOLS, POTCAR_ZVAL
 from perovdefect.structures.record import StructureRecord
 
@@ -42,13 +47,96 @@ def vasp_executable(protocol: Protocol, gamma_only: bool) -> str:
     return "vasp_gam" if gamma_only else "vasp_std"
 
 
-def nelect(record: StructureRecord, charge: int) -> int:
-    """Valence electrons for the named POTCARs minus the charge (e)."""
-    return sum(POTCAR_ZVAL[s] for s in record.atoms.get_chemical_symbols()) - int(charge)
+def _vasp_structure(record: StructureRecord):
+    """The pymatgen Structure VASP gets: a cluster in its vacuum box, made periodic."""
+    if not record.is_cluster:
+        return record.to_pymatgen()
+    from pymatgen.io.ase import AseAtomsAdaptor
+    periodic = record.atoms.copy()
+    periodic.pbc = True
+    return AseAtomsAdaptor.get_structure(periodic)
+
+
+def potcar_choice(record: StructureRecord, potcar_symbols: dict[str, str] | None = None,
+                  functional: str = "PBE_54") -> dict[str, str]:
+    """{element: POTCAR symbol} the input set writes for `record`: pymatgen's MP choices with
+    `potcar_symbols` (default POTCAR_SYMBOLS) over them, as write_vasp_inputs uses them."""
+    from pymatgen.io.vasp.sets import MPStaticSet  # MPRelaxSet shares its POTCAR choices
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vis = MPStaticSet(_vasp_structure(record),
+                          user_potcar_settings=potcar_symbols or POTCAR_SYMBOLS,
+                          user_potcar_functional=functional)
+        try:
+            return dict(zip(vis.poscar.site_symbols, vis.potcar_symbols))
+        except KeyError as exc:  # pymatgen's set has no POTCAR for this element
+            raise ProtocolError(f"vasp: no POTCAR chosen for element {exc.args[0]!r} (pymatgen's "
+                                "MP input set names none): give one with settings "
+                                "potcar_symbols") from None
+
+
+def potcar_valences(choice: dict[str, str], functional: str = "PBE_54") -> dict[str, float]:
+    """{element: ZVAL} (valence electrons, e) of the POTCARs in `choice` (potcar_choice)."""
+    return {el: potcar_zval(symbol, functional) for el, symbol in choice.items()}
+
+
+def potcar_zval(symbol: str, functional: str = "PBE_54") -> float:
+    """ZVAL of POTCAR `symbol`: the file in the configured POTCAR library (PMG_VASP_PSP_DIR),
+    else the package's table (POTCAR_ZVAL, for the POTCAR_SYMBOLS choices), else pymatgen's
+    summary of the published POTCARs (potcar-summary-stats: ZVAL per POTCAR, no licensed
+    file needed). ProtocolError when none knows it."""
+    from pymatgen.core import SETTINGS
+    if SETTINGS.get("PMG_VASP_PSP_DIR"):
+        from pymatgen.io.vasp import PotcarSingle
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return float(PotcarSingle.from_symbol_and_functional(symbol, functional).ZVAL)
+        except Exception:  # not in the library: its published ZVAL below, as VASP would read
+            pass
+    table = {POTCAR_SYMBOLS[el]: z for el, z in POTCAR_ZVAL.items()}
+    if symbol in table:
+        return float(table[symbol])
+    known = _published_zvals(functional).get(symbol, set())
+    if len(known) != 1:
+        raise ProtocolError(
+            f"vasp: the ZVAL of POTCAR {symbol!r} ({functional}) is "
+            f"{'ambiguous ' + str(sorted(known)) if known else 'unknown'}: configure a POTCAR "
+            "library (PMG_VASP_PSP_DIR) or choose another POTCAR with settings potcar_symbols")
+    return next(iter(known))
+
+
+@lru_cache(maxsize=None)
+def _published_zvals(functional: str) -> dict[str, frozenset[float]]:
+    """{POTCAR symbol: its ZVALs} over the POTCAR versions pymatgen summarises for
+    `functional` (pymatgen's potcar-summary-stats.json.bz2; ~2 s to load, once)."""
+    from monty.serialization import loadfn
+    from pymatgen.io.vasp.inputs import POTCAR_STATS_PATH
+    out: dict[str, set[float]] = {}
+    for variants in loadfn(POTCAR_STATS_PATH).get(functional, {}).values():
+        for v in variants:
+            out.setdefault(v["symbol"], set()).add(float(v["ZVAL"]))
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def valence_electrons(record: StructureRecord, potcar_symbols: dict[str, str] | None = None,
+                      functional: str = "PBE_54", charge: int | None = None) -> int:
+    """Electrons VASP treats for `record`: the ZVAL of its POTCARs summed, minus `charge`
+    (default: the record's)."""
+    valences = potcar_valences(potcar_choice(record, potcar_symbols, functional), functional)
+    return count_electrons(record, valences, charge)
+
+
+def nelect(record: StructureRecord, charge: int, potcar_symbols: dict[str, str] | None = None,
+           functional: str = "PBE_54") -> int:
+    """NELECT: valence electrons of the named POTCARs minus the charge (e)."""
+    return valence_electrons(record, potcar_symbols, functional, charge)
 
 
 def incar_settings(record: StructureRecord, protocol: Protocol,
-                   magmom_per_atom: float | None = None) -> dict[str, Any]:
+                   magmom_per_atom: float | None = None,
+                   potcar_symbols: dict[str, str] | None = None,
+                   potcar_functional: str = "PBE_54") -> dict[str, Any]:
     """INCAR tags that the protocol implies (merged over pymatgen's MP defaults).
     magmom_per_atom: initial moment (mu_B) on every atom, collinear or along z with SOC."""
     n_atoms = len(record.atoms)
@@ -66,13 +154,13 @@ def incar_settings(record: StructureRecord, protocol: Protocol,
         tags["AEXX"] = protocol.aexx
         tags["HFSCREEN"] = protocol.screening
     if protocol.charge:
-        tags["NELECT"] = nelect(record, protocol.charge)
+        tags["NELECT"] = nelect(record, protocol.charge, potcar_symbols, potcar_functional)
     moment = magmom_per_atom if magmom_per_atom is not None else (0.6 if spin else 0.0)
     if protocol.soc:
         # noncollinear: a 3-vector per atom along z, no symmetry (ISYM=-1), twice the bands
         tags.update({"LSORBIT": True, "LNONCOLLINEAR": True, "ISYM": -1, "ISPIN": 2,
                      "MAGMOM": [[0.0, 0.0, moment]] * n_atoms, "SAXIS": [0, 0, 1]})
-        ne = nelect(record, protocol.charge)
+        ne = nelect(record, protocol.charge, potcar_symbols, potcar_functional)
         tags["NBANDS"] = 2 * (int(0.6 * ne) + max(n_atoms // 2, 4))
     elif spin:
         tags["MAGMOM"] = [moment] * n_atoms
@@ -93,13 +181,8 @@ def write_vasp_inputs(record: StructureRecord, protocol: Protocol, directory: st
     directory.mkdir(parents=True, exist_ok=True)
     protocol = protocol.with_(charge=record.charge) if record.charge != protocol.charge else \
         protocol
-    structure = record.to_pymatgen()
-    if record.is_cluster:  # a cluster in its vacuum box, periodic for VASP
-        periodic = record.atoms.copy()
-        periodic.pbc = True
-        from pymatgen.io.ase import AseAtomsAdaptor
-        structure = AseAtomsAdaptor.get_structure(periodic)
-    tags = incar_settings(record, protocol, magmom_per_atom)
+    structure = _vasp_structure(record)
+    tags = incar_settings(record, protocol, magmom_per_atom, potcar_symbols, potcar_functional)
     tags.update(user_incar or {})
     magmom = tags.pop("MAGMOM", None)  # pymatgen takes per-element moments; set ours below
     from perovdefect.calcs.kpoints import monkhorst_pack
@@ -122,8 +205,11 @@ def write_vasp_inputs(record: StructureRecord, protocol: Protocol, directory: st
             potcar_written = False
     symbols = list(vis.potcar_symbols)
     if not potcar_written:
+        zval = potcar_valences(dict(zip(vis.poscar.site_symbols, symbols)), potcar_functional) \
+            if "NELECT" in tags or "NBANDS" in tags else None
         notes.append("no POTCAR library configured (set PMG_VASP_PSP_DIR): wrote POTCAR.spec "
-                     f"with {symbols}; NELECT computed from their ZVAL {POTCAR_ZVAL}")
+                     f"with {symbols}" + (f"; electrons counted from their ZVAL {zval}"
+                                          if zval else ""))
     if magmom is None:
         incar.pop("MAGMOM", None)  # closed shell: no ferromagnetic default guess
     else:

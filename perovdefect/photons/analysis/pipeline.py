@@ -1,8 +1,16 @@
-"""One call from a PhotonStream to a PhotonStats document, and a power series of recordings.
+"""From a PhotonStream to a PhotonStats document, as a sequence of named steps; and a power
+series of recordings.
 
-Primary segmentation: Watkins-Yang change points and BIC levels (`changepoints`); the binned
-Poisson mixture and user thresholds stay as options. Everything downstream is per level and per
-segment: decays from each level's photons, level-resolved g2, FLID, ON/OFF dwell times.
+Steps (each a small function over typed parts, shared by `photons analyze`, `photons population`
+and the report): `prepare` (trace, channel counts, change points and microtime bins, computed
+once) -> `find_levels` (Watkins-Yang change points and BIC levels; the binned Poisson mixture
+and user thresholds stay as options) -> `level_decays` (a decay per level, T3) ->
+`classify_levels` (background and emitting) -> `merge_background_levels` and
+`merge_indistinguishable_levels` (one bookkeeping, `relabel`) -> `intensity_levels` ->
+`g2_and_emitters` (g2 overall and per level, the levels-vs-g2 emitter check) ->
+`segments_and_dwell` -> `flid_of`. `analyze_stream` runs them; every choice is one typed
+`AnalysisSettings` part, stored in the PhotonStats and used again by `analyze_file` whenever the
+raw file is re-analysed.
 
 Emitting or background, per level:
 - with --background-cps (per detector): a level emits when its rate exceeds twice the
@@ -18,11 +26,16 @@ The choice made is written to `PhotonStats.background.source`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from perovdefect.errors import AnalysisError
-from perovdefect.photons.analysis.changepoints import cluster_levels
+from perovdefect.photons.analysis import merge
+from perovdefect.photons.analysis.changepoints import ChangePointResult, cluster_levels
 from perovdefect.photons.analysis.changepoints import detect_change_points as _watkins_yang
 from perovdefect.photons.analysis.decay import fit_decay, flid
 from perovdefect.photons.analysis.dwell import dwell_times, fit_dwell_times
@@ -35,8 +48,9 @@ from perovdefect.photons.analysis.kernels import (level_decay_histograms, linear
 from perovdefect.photons.analysis.levels import mixture_levels, threshold_levels
 from perovdefect.photons.analysis.power import power_law_exponent
 from perovdefect.photons.analysis.trace import intensity_trace, photon_bin_index
-from perovdefect.photons.stats import (G2, Background, ChangePoints, DwellFit, EmitterCheck,
-                                       Flid, Histogram, IntensityLevel, LevelG2, OverallDecay,
+from perovdefect.photons.stats import (G2, AnalysisSettings, Background, ChangePoints,
+                                       DecayFit, DwellFit, EmitterCheck, Flid, Histogram,
+                                       IntensityLevel, LevelG2, LevelMerge, OverallDecay,
                                        PhotonStats, PowerLawFit, PowerSeries, Segment)
 from perovdefect.photons.stream import PhotonStream
 
@@ -47,6 +61,9 @@ MAX_STORED_DWELLS = 5000
 MIN_DECAY_PHOTONS = 200
 MIN_LEVEL_G2_PHOTONS = 5000
 LEVEL_METHODS = ("change-points", "poisson-mixture", "thresholds")
+G2_BACKGROUND_BIN_S = 0.01  # trace bin (s) of the g2 background estimate
+
+Progress = Callable[[str], None]
 
 
 def _rebin(tau: np.ndarray, counts: np.ndarray, factor: int) -> tuple[list, list]:
@@ -106,26 +123,22 @@ def _g2_part(res, excitation_N: float | None, photons: str) -> G2:
               channels=[int(c) for c in res.channels], photons=photons)
 
 
-def analyze_stream(stream: PhotonStream, bin_width_s: float = 0.01,
-                   thresholds: list[float] | None = None, max_levels: int = 6,
-                   decay_bin_ns: float = 0.1, g2_window_ns: float = 500.0,
-                   g2_bin_ns: float = 0.1, gate_ns: float = 0.0,
-                   background_cps: float | None = None, excitation_N: float | None = None,
-                   detect_change_points: bool = True, biexponential: bool = True,
-                   level_method: str | None = None, confidence: float = 0.95,
-                   level_g2: bool = True, progress=None) -> PhotonStats:
-    """Trace -> change points (Watkins-Yang at `confidence`) -> levels by BIC (or the binned
-    Poisson mixture / thresholds) -> background and emitting levels -> decay per level (T3)
-    -> overall mono/bi-exponential fit -> g2 overall and per level (two detectors), read as M
-    and as BX/X -> levels-vs-g2 emitter check -> ON/OFF dwell-time fits -> FLID.
+# ------------------------------------------------------------------------------- settings
+
+def settings_from_options(bin_width_s: float = 0.01, thresholds: list[float] | None = None,
+                          max_levels: int = 6, decay_bin_ns: float = 0.1,
+                          g2_window_ns: float = 500.0, g2_bin_ns: float = 0.1,
+                          gate_ns: float = 0.0, background_cps: float | None = None,
+                          detect_change_points: bool = True, biexponential: bool = True,
+                          level_method: str | None = None, confidence: float = 0.95,
+                          level_g2: bool = True, merge_levels: bool = True,
+                          timestamps_unit_s: float | None = None,
+                          rep_rate_hz: float | None = None, allow_truncated: bool = False,
+                          origin: str = "options") -> AnalysisSettings:
+    """AnalysisSettings from the keyword options of `analyze_stream` (and the CLI).
 
     level_method: "change-points" (default), "poisson-mixture" (binned; the default when
-    detect_change_points is False) or "thresholds" (when thresholds are given).
-    background_cps: background per detector (counts/s); None estimates it (module docstring)."""
-    def step(msg: str) -> None:
-        if progress:
-            progress(msg)
-
+    detect_change_points is False) or "thresholds" (when thresholds are given)."""
     if level_method is None:
         level_method = ("thresholds" if thresholds else
                         "change-points" if detect_change_points else "poisson-mixture")
@@ -133,248 +146,501 @@ def analyze_stream(stream: PhotonStream, bin_width_s: float = 0.01,
         raise AnalysisError(f"level method must be one of {LEVEL_METHODS}, got {level_method!r}")
     if level_method == "thresholds" and not thresholds:
         raise AnalysisError("level method 'thresholds' needs thresholds (counts/bin)")
+    from pydantic import ValidationError
+    try:
+        return AnalysisSettings(
+            bin_width_s=bin_width_s, level_method=level_method,
+            thresholds_counts_per_bin=list(thresholds) if thresholds else None,
+            max_levels=max_levels,
+            change_points=level_method == "change-points" or detect_change_points,
+            change_point_confidence=confidence, merge_levels=merge_levels,
+            decay_bin_ns=decay_bin_ns, biexponential=biexponential, g2_window_ns=g2_window_ns,
+            g2_bin_ns=g2_bin_ns, gate_ns=gate_ns, level_g2=level_g2,
+            background_cps_per_detector=background_cps, timestamps_unit_s=timestamps_unit_s,
+            rep_rate_hz=rep_rate_hz, allow_truncated=allow_truncated, origin=origin)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise AnalysisError(f"analysis setting {'.'.join(map(str, err['loc']))}: "
+                            f"{err['msg']}") from None
+
+
+# ------------------------------------------------------------------------------- typed parts
+
+@dataclass
+class Prepared:
+    """A recording made ready once for every step: trace counts per bin, each photon's trace
+    bin, photons per detector, the change points (None when not asked) and, for T3 data with a
+    sync rate, the microtime binning of the decays (TCSPC bins per decay bin, decay bin in ns,
+    number of decay bins, laser period in ns)."""
+
+    stream: PhotonStream
+    settings: AnalysisSettings
+    duration_s: float
+    channel_counts: dict[int, int]
+    bin_index: np.ndarray
+    trace_counts: np.ndarray
+    t3: bool
+    change_points: ChangePointResult | None
+    micro_factor: int | None = None
+    decay_bin_width_ns: float | None = None
+    n_decay_bins: int | None = None
+    period_ns: float | None = None
+    _times_ps: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def n_detectors(self) -> int:
+        return max(len(self.channel_counts), 1)
+
+    def times_ps(self) -> np.ndarray:
+        """Photon arrival times (int64 ps), computed on first use."""
+        if self._times_ps is None:
+            self._times_ps = _times_ps(self.stream)
+        return self._times_ps
+
+    def t_ns(self) -> np.ndarray:
+        """Start of each decay bin (ns)."""
+        return np.arange(self.n_decay_bins) * self.decay_bin_width_ns
+
+
+@dataclass
+class LevelTable:
+    """Intensity levels (ascending rate) and who belongs to them: each photon's level, each
+    segment's level (change points), photons, time (s), segments or trace bins per level, the
+    binned methods' bounds (counts/bin) and the BIC per number of levels."""
+
+    method: str
+    photon_level: np.ndarray
+    seg_level: np.ndarray | None
+    photons: np.ndarray
+    time_s: np.ndarray
+    n_segments: list
+    n_bins: list
+    bounds: list[tuple[float | None, float | None]]
+    bic: dict[str, float]
+
+    @property
+    def n(self) -> int:
+        return int(len(self.photons))
+
+    @property
+    def rate_cps(self) -> np.ndarray:
+        return self.photons / np.maximum(self.time_s, 1e-12)
+
+
+@dataclass
+class LevelDecays:
+    """Microtime histogram per level (n_levels x decay bins), the overall mono/bi-exponential
+    fit, and per level its mono-exponential fit and signal fraction (None without)."""
+
+    hist: np.ndarray
+    overall: OverallDecay | None
+    fits: list[DecayFit | None]
+    signal_fraction: list[float | None]
+
+
+# ------------------------------------------------------------------------------- steps
+
+def prepare(stream: PhotonStream, settings: AnalysisSettings,
+            step: Progress = lambda m: None) -> Prepared:
+    """Step 1: trace, photon bins, channel counts, change points, decay binning."""
     if len(stream) == 0:
         raise AnalysisError(f"{stream.source}: no photons to analyse")
-    duration = stream.duration_s()
-    ccounts = _channel_counts(stream)
-    n_det = max(len(ccounts), 1)
+    bw = settings.bin_width_s
     step("intensity trace")
-    pbi = photon_bin_index(stream, bin_width_s)
-    _, counts = intensity_trace(stream, bin_width_s, bin_index=pbi)
-    t3 = stream.microtime is not None and bool(stream.sync_rate_hz) \
-        and bool(stream.microtime_resolution_s)
-
-    # ---------------------------------------------------------------- segmentation and levels
+    pbi = photon_bin_index(stream, bw)
+    _, counts = intensity_trace(stream, bw, bin_index=pbi)
+    duration = stream.duration_s()
     cpr = None
-    seg_level = None
-    bic = {}
-    if level_method == "change-points" or detect_change_points:
+    if settings.change_points:
         step("change points (Watkins-Yang)")
         times = stream.macrotime * stream.macrotime_resolution_s
         cpr = _watkins_yang(times, max(duration, float(times[-1]) * (1 + 1e-12)),
-                                   confidence)
-    seg_photons = cpr.photons() if cpr is not None else None
-    if level_method == "change-points":
+                            settings.change_point_confidence)
+    t3 = stream.microtime is not None and bool(stream.sync_rate_hz) \
+        and bool(stream.microtime_resolution_s)
+    prep = Prepared(stream=stream, settings=settings, duration_s=duration,
+                    channel_counts=_channel_counts(stream), bin_index=pbi,
+                    trace_counts=counts, t3=t3, change_points=cpr)
+    if t3:
+        (prep.micro_factor, prep.decay_bin_width_ns, prep.n_decay_bins,
+         prep.period_ns) = _micro_bins(stream, settings.decay_bin_ns)
+    return prep
+
+
+def find_levels(prep: Prepared, step: Progress = lambda m: None) -> LevelTable:
+    """Step 2: levels by BIC over the change-point segments, or binned (mixture/thresholds)."""
+    s, cpr = prep.settings, prep.change_points
+    if s.level_method == "change-points":
         step("levels (BIC)")
-        cl = cluster_levels(seg_photons, cpr.durations_s(), max_levels)
-        seg_level = cl.assignment
-        bic = {str(k): float(v) for k, v in cl.bic.items()}
-        photon_level = segment_fill(cpr.photon_edges, seg_level.astype(np.int8))
-        n_lv = cl.rates_cps.size
-        lv_photons = np.bincount(seg_level, weights=seg_photons, minlength=n_lv)
-        lv_time = np.bincount(seg_level, weights=cpr.durations_s(), minlength=n_lv)
-        lv_nseg = np.bincount(seg_level, minlength=n_lv)
-        bounds = [(None, None)] * n_lv
-        lv_bins = [None] * n_lv
-    else:
-        step("intensity levels (binned)")
-        lv_list = threshold_levels(counts, thresholds) if level_method == "thresholds" else \
-            mixture_levels(counts, max_levels)
-        n_lv = len(lv_list)
-        edges = np.array([lv.lo for lv in lv_list] + [np.inf])
-        bin_level = np.clip(np.searchsorted(edges, counts, side="right") - 1, 0, n_lv - 1)
-        idx = np.minimum(pbi, counts.size - 1)
-        photon_level = bin_level[idx].astype(np.int8)
-        lv_photons = np.bincount(photon_level, minlength=n_lv).astype(float)
-        lv_bins = np.bincount(bin_level, minlength=n_lv)
-        lv_time = lv_bins * bin_width_s
-        lv_nseg = [None] * n_lv
-        bounds = [(lv.lo, lv.hi) for lv in lv_list]
-        if cpr is not None:  # segments get the level their mean counts per bin fall in
-            seg_rate_bin = seg_photons / np.maximum(cpr.durations_s(), 1e-12) * bin_width_s
-            seg_level = np.clip(np.searchsorted(edges, seg_rate_bin, side="right") - 1, 0,
-                                n_lv - 1)
-    lv_rate = lv_photons / np.maximum(lv_time, 1e-12)
-    total_time = max(float(lv_time.sum()), 1e-12)
+        cl = cluster_levels(cpr.photons(), cpr.durations_s(), s.max_levels)
+        table = _segment_table(prep, cl.assignment, s.level_method)
+        table.bic = {str(k): float(v) for k, v in cl.bic.items()}
+        return table
+    step("intensity levels (binned)")
+    counts = prep.trace_counts
+    lv_list = (threshold_levels(counts, s.thresholds_counts_per_bin)
+               if s.level_method == "thresholds" else mixture_levels(counts, s.max_levels))
+    n_lv = len(lv_list)
+    edges = np.array([lv.lo for lv in lv_list] + [np.inf])
+    bin_level = np.clip(np.searchsorted(edges, counts, side="right") - 1, 0, n_lv - 1)
+    photon_level = bin_level[np.minimum(prep.bin_index, counts.size - 1)].astype(np.int8)
+    lv_bins = np.bincount(bin_level, minlength=n_lv)
+    seg_level = None
+    if cpr is not None:  # segments get the level their mean counts per bin fall in
+        seg_rate_bin = cpr.photons() / np.maximum(cpr.durations_s(), 1e-12) * s.bin_width_s
+        seg_level = np.clip(np.searchsorted(edges, seg_rate_bin, side="right") - 1, 0,
+                            n_lv - 1)
+    return LevelTable(
+        method=s.level_method, photon_level=photon_level, seg_level=seg_level,
+        photons=np.bincount(photon_level, minlength=n_lv).astype(float),
+        time_s=lv_bins * s.bin_width_s, n_segments=[None] * n_lv, n_bins=list(lv_bins),
+        bounds=[(lv.lo, lv.hi) for lv in lv_list], bic={})
 
-    # ---------------------------------------------------------------- decays per level
-    decay_hists: dict[str, Histogram] = {}
-    fits: list = [None] * n_lv
-    sig_frac: list = [None] * n_lv
-    overall = None
-    factor = width = n_mbins = period_ns = None
-    if t3:
-        factor, width, n_mbins, period_ns = _micro_bins(stream, decay_bin_ns)
-        hist2 = level_decay_histograms(photon_level, stream.microtime, factor, n_mbins, n_lv)
-        t_ns = np.arange(n_mbins) * width
-        step("overall decay (mono- and bi-exponential)")
-        h_all = hist2.sum(0)
+
+def _segment_table(prep: Prepared, seg_level: np.ndarray, method: str) -> LevelTable:
+    """LevelTable of change-point levels from each segment's level."""
+    cpr = prep.change_points
+    n_lv = int(seg_level.max()) + 1
+    return LevelTable(
+        method=method, seg_level=seg_level,
+        photon_level=segment_fill(cpr.photon_edges, seg_level.astype(np.int8)),
+        photons=np.bincount(seg_level, weights=cpr.photons(), minlength=n_lv),
+        time_s=np.bincount(seg_level, weights=cpr.durations_s(), minlength=n_lv),
+        n_segments=list(np.bincount(seg_level, minlength=n_lv)), n_bins=[None] * n_lv,
+        bounds=[(None, None)] * n_lv, bic={})
+
+
+def _fit_level(prep: Prepared, h: np.ndarray, overall: OverallDecay | None
+               ) -> tuple[DecayFit | None, float | None]:
+    """Mono-exponential fit of one level's decay and its signal fraction (None, None with too
+    few photons or a failed fit)."""
+    if h.sum() < MIN_DECAY_PHOTONS:
+        return None, None
+    try:
+        fit = fit_decay(prep.t_ns(), h, prep.period_ns, 1,
+                        start=overall.mono if overall else None)
+    except AnalysisError:
+        return None, None
+    return fit, _signal_fraction(fit, prep.n_decay_bins, prep.period_ns)
+
+
+def level_decays(prep: Prepared, table: LevelTable,
+                 step: Progress = lambda m: None) -> LevelDecays | None:
+    """Step 3 (T3): microtime histogram of every level, overall fit, one fit per level."""
+    if not prep.t3:
+        return None
+    hist = level_decay_histograms(table.photon_level, prep.stream.microtime, prep.micro_factor,
+                                  prep.n_decay_bins, table.n)
+    step("overall decay (mono- and bi-exponential)")
+    h_all = hist.sum(0)
+    try:
+        overall = OverallDecay(mono=fit_decay(prep.t_ns(), h_all, prep.period_ns, 1))
+    except AnalysisError:
+        overall = None  # too few photons: no decay fits at all
+    if prep.settings.biexponential and overall is not None:
         try:
-            overall = OverallDecay(mono=fit_decay(t_ns, h_all, period_ns, 1))
-        except AnalysisError:
-            overall = None  # too few photons: no decay fits at all
-        if biexponential and overall is not None:
-            try:
-                overall.bi = fit_decay(t_ns, h_all, period_ns, 2, start=overall.mono)
-            except AnalysisError as exc:
-                overall.bi_error = str(exc)
-        for i in range(n_lv):
-            h = hist2[i]
-            decay_hists[str(i)] = Histogram(t_ns=t_ns.round(4).tolist(), counts=h.tolist())
-            if h.sum() >= MIN_DECAY_PHOTONS:
-                step(f"decay of level {i} ({lv_rate[i] * bin_width_s:.0f} counts/bin)")
-                try:
-                    fits[i] = fit_decay(t_ns, h, period_ns, 1,
-                                        start=overall.mono if overall else None)
-                    sig_frac[i] = _signal_fraction(fits[i], n_mbins, period_ns)
-                except AnalysisError:
-                    pass
-        decay_hists["all"] = Histogram(t_ns=t_ns.round(4).tolist(), counts=h_all.tolist())
-
-    # ---------------------------------------------------------------- background, kinds
-    kinds, background = _classify(lv_rate, lv_photons, lv_time, sig_frac, fits, n_mbins,
-                                  background_cps, n_det, t3)
-    bg_levels = [i for i in range(n_lv) if kinds[i] == "background"]
-    if level_method == "change-points" and len(bg_levels) > 1:
-        # background is one flat rate: BIC splits it when the change-point search, which
-        # places its splits where the rate fluctuates most, leaves the background segments
-        # overdispersed; merge those levels into one and classify again
-        step("one background level")
-        remap = np.arange(n_lv)
-        remap[bg_levels] = bg_levels[0]
-        kept, remap = np.unique(remap, return_inverse=True)
-        seg_level = remap[seg_level]
-        photon_level = remap[photon_level].astype(np.int8)
-        old_fits, old_sf = fits, sig_frac
-        n_lv = kept.size
-        lv_photons = np.bincount(seg_level, weights=seg_photons, minlength=n_lv)
-        lv_time = np.bincount(seg_level, weights=cpr.durations_s(), minlength=n_lv)
-        lv_nseg = np.bincount(seg_level, minlength=n_lv)
-        lv_rate = lv_photons / np.maximum(lv_time, 1e-12)
-        bounds, lv_bins = [(None, None)] * n_lv, [None] * n_lv
-        fits = [old_fits[k] for k in kept]
-        sig_frac = [old_sf[k] for k in kept]
-        if t3:
-            merged = np.zeros((n_lv, n_mbins), np.int64)
-            np.add.at(merged, remap[np.arange(hist2.shape[0])], hist2)
-            hist2 = merged
-            j = int(remap[bg_levels[0]])
-            decay_hists = {str(i): Histogram(t_ns=t_ns.round(4).tolist(),
-                                             counts=hist2[i].tolist()) for i in range(n_lv)}
-            decay_hists["all"] = Histogram(t_ns=t_ns.round(4).tolist(), counts=h_all.tolist())
-            fits[j] = sig_frac[j] = None
-            if hist2[j].sum() >= MIN_DECAY_PHOTONS:
-                try:
-                    fits[j] = fit_decay(t_ns, hist2[j], period_ns, 1,
-                                        start=overall.mono if overall else None)
-                    sig_frac[j] = _signal_fraction(fits[j], n_mbins, period_ns)
-                except AnalysisError:
-                    pass
-        kinds, background = _classify(lv_rate, lv_photons, lv_time, sig_frac, fits, n_mbins,
-                                      background_cps, n_det, t3)
-    bg_cps = background.cps
-    background.counts_per_bin = None if bg_cps is None else bg_cps * bin_width_s
-    levels = []
-    for i in range(n_lv):
-        levels.append(IntensityLevel(
-            index=i, mean_counts_per_bin=float(lv_rate[i] * bin_width_s),
-            rate_cps=float(lv_rate[i]), fraction=float(lv_time[i] / total_time),
-            photons=int(lv_photons[i]), kind=kinds[i],
-            n_segments=None if lv_nseg[i] is None else int(lv_nseg[i]),
-            n_bins=None if lv_bins[i] is None else int(lv_bins[i]),
-            lo_counts_per_bin=_finite(bounds[i][0]), hi_counts_per_bin=_finite(bounds[i][1]),
-            signal_fraction=sig_frac[i], decay=fits[i]))
-    n_emitting = sum(k == "emitting" for k in kinds)
-
-    # ---------------------------------------------------------------- g2 and emitters
-    g2 = None
-    emitters = None
-    if len(ccounts) >= 2:
-        step("g2 cross-correlation")
-        g2_bg = None if bg_cps is None else bg_cps / n_det
-        tau = overall.mono.tau_ns[0] if overall else None
-        t_ps = _times_ps(stream)
-        bidx = pbi if bin_width_s == 0.01 else photon_bin_index(stream, 0.01)  # g2 background
-        g2_note = ""
-        if stream.sync_rate_hz and g2_window_ns < 2.5e9 / stream.sync_rate_hz:
-            g2_window_ns = 2.5e9 / stream.sync_rate_hz  # room for the +-1 and +-2 side peaks
-            g2_note = f" (window widened to +-{g2_window_ns:.0f} ns: 2.5 laser periods)"
-        try:
-            res = g2_analysis(stream, g2_window_ns, g2_bin_ns, gate_ns, g2_bg, decay_tau_ns=tau,
-                              times_ps=t_ps, bin_index=bidx, channel_counts=ccounts)
+            overall.bi = fit_decay(prep.t_ns(), h_all, prep.period_ns, 2, start=overall.mono)
         except AnalysisError as exc:
-            res = None
-            if g2_bg is not None:
-                g2_note += f" (not background-corrected: {exc})"
-                g2_bg = None
-                try:
-                    res = g2_analysis(stream, g2_window_ns, g2_bin_ns, gate_ns, None,
-                                      decay_tau_ns=tau, times_ps=t_ps, bin_index=bidx,
-                                      channel_counts=ccounts)
-                except AnalysisError as exc2:
-                    exc = exc2
-            if res is None:  # the histogram without g2(0)
-                g2_note = f" (no g2(0): {exc})"
-                level_g2 = False
-                res = correlate(stream, g2_window_ns, g2_bin_ns, None, gate_ns, None, t_ps,
-                                ccounts)
-        g2 = _g2_part(res, excitation_N, "all")
-        todo = [lv for lv in levels
-                if level_g2 and lv.kind == "emitting" and lv.photons >= MIN_LEVEL_G2_PHOTONS]
-        if todo and res.period_ns:
-            step("g2 per level")
-            _level_g2(stream, todo, photon_level, t_ps, res, g2_window_ns, g2_bin_ns,
-                      gate_ns, g2_bg, total_time, tau)
-        emitters = _emitter_check(levels, g2, bg_cps or 0.0, t3)
-        g2.interpretation = _interpretation(g2, emitters) + g2_note
+            overall.bi_error = str(exc)
+    fits, fracs = [], []
+    bw = prep.settings.bin_width_s
+    for i in range(table.n):
+        if hist[i].sum() >= MIN_DECAY_PHOTONS:
+            step(f"decay of level {i} ({table.rate_cps[i] * bw:.0f} counts/bin)")
+        fit, frac = _fit_level(prep, hist[i], overall)
+        fits.append(fit)
+        fracs.append(frac)
+    return LevelDecays(hist=hist, overall=overall, fits=fits, signal_fraction=fracs)
 
-    # ---------------------------------------------------------------- segments and dwell times
-    segments: list[Segment] = []
-    dwell = None
-    rule = None
-    micro_ns = stream.microtimes_ns() if t3 else None
-    irf0 = (overall.mono.irf_center_ns or 0.0) if overall else 0.0
-    if cpr is not None:
-        n_seg = cpr.n_segments
-        delays = None
-        if t3:
-            sums = segment_sums(cpr.photon_edges, stream.microtime) * \
-                (stream.microtime_resolution_s * 1e9)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                delays = sums / seg_photons - irf0
-        e = cpr.edges_s
-        dur = np.maximum(np.diff(e), 1e-12)
-        for j in range(min(n_seg, MAX_STORED_SEGMENTS)):
-            segments.append(Segment(
-                start_s=float(e[j]), stop_s=float(e[j + 1]), photons=int(seg_photons[j]),
-                rate_cps=float(seg_photons[j] / dur[j]),
-                level=None if seg_level is None else int(seg_level[j]),
-                mean_delay_ns=None if delays is None or not np.isfinite(delays[j])
-                else float(delays[j])))
-        if seg_level is not None and n_lv >= 2:
-            step("dwell times")
-            on, rule = _on_levels(levels)
-            d = dwell_times(seg_level, cpr.edges_s, on)
-            dwell = {k: _dwell_fit(v) for k, v in d.items()}
 
-    # ---------------------------------------------------------------- FLID
-    flid_doc = None
-    if t3:
-        step("FLID")
-        c, delay = flid(stream, bin_width_s, irf_offset_ns=irf0, micro_ns=micro_ns,
-                        bin_index=pbi)
-        ok = c > 0
-        h2, xe, ye = np.histogram2d(c[ok], delay[ok], bins=(40, 40))
-        flid_doc = Flid(counts_edges=xe.tolist(), delay_edges_ns=ye.tolist(),
-                        histogram=h2.astype(int).tolist())
+def classify_levels(prep: Prepared, table: LevelTable, decays: LevelDecays | None
+                    ) -> tuple[list[str], Background]:
+    """Step 4: emitting or background per level, and the background (module docstring)."""
+    n = table.n
+    return _classify(table.rate_cps, table.photons, table.time_s,
+                     decays.signal_fraction if decays else [None] * n,
+                     decays.fits if decays else [None] * n, prep.n_decay_bins,
+                     prep.settings.background_cps_per_detector, prep.n_detectors, prep.t3)
 
+
+def relabel(prep: Prepared, table: LevelTable, decays: LevelDecays | None,
+            remap: np.ndarray) -> tuple[LevelTable, LevelDecays | None]:
+    """Levels joined by `remap` (old level -> new level, ascending, change-point levels): the
+    one bookkeeping of every merge. Joined levels get their summed decay refitted; the others
+    keep theirs."""
+    new = _segment_table(prep, remap[table.seg_level], table.method)
+    new.bic = table.bic
+    if decays is None:
+        return new, None
+    hist = np.zeros((new.n, decays.hist.shape[1]), np.int64)
+    np.add.at(hist, remap, decays.hist)
+    members = np.bincount(remap, minlength=new.n)
+    fits, fracs = [None] * new.n, [None] * new.n
+    for old, j in enumerate(remap):
+        if members[j] == 1:
+            fits[j], fracs[j] = decays.fits[old], decays.signal_fraction[old]
+    for j in np.flatnonzero(members > 1):
+        fits[j], fracs[j] = _fit_level(prep, hist[j], decays.overall)
+    return new, LevelDecays(hist=hist, overall=decays.overall, fits=fits,
+                            signal_fraction=fracs)
+
+
+def merge_background_levels(prep: Prepared, table: LevelTable, decays: LevelDecays | None,
+                            kinds: list[str], step: Progress = lambda m: None
+                            ) -> tuple[LevelTable, LevelDecays | None] | None:
+    """Step 5a: background is one flat rate. BIC splits it when the change-point search, which
+    places its splits where the rate fluctuates most, leaves the background segments
+    overdispersed: those levels become one (None when there is nothing to merge)."""
+    bg = [i for i in range(table.n) if kinds[i] == "background"]
+    if table.method != "change-points" or len(bg) < 2:
+        return None
+    step("one background level")
+    remap = np.arange(table.n)
+    remap[bg] = bg[0]
+    remap = np.unique(remap, return_inverse=True)[1]
+    return relabel(prep, table, decays, remap)
+
+
+def merge_indistinguishable_levels(prep: Prepared, table: LevelTable,
+                                   decays: LevelDecays | None, kinds: list[str],
+                                   step: Progress = lambda m: None
+                                   ) -> tuple[LevelTable, LevelDecays | None, list[LevelMerge]]:
+    """Step 5b: adjacent emitting levels the counts cannot tell apart (`merge` module: Poisson
+    overlap in one trace bin and equal lifetimes) merged, closest pair first, until none is
+    left. Change-point levels only (binned levels are the user's or the mixture's)."""
+    merges: list[LevelMerge] = []
+    if (table.method != "change-points" or decays is None
+            or not prep.settings.merge_levels):
+        return table, decays, merges
+    bw = prep.settings.bin_width_s
+    while table.n > 1:
+        views = [merge.LevelView(
+            counts_per_bin=float(table.rate_cps[i] * bw), emitting=kinds[i] == "emitting",
+            tau_ns=decays.fits[i].tau_ns[0] if decays.fits[i] else None,
+            tau_err_ns=decays.fits[i].tau_err_ns[0] if decays.fits[i]
+            and decays.fits[i].tau_err_ns else None) for i in range(table.n)]
+        i = merge.closest_indistinguishable_pair(views)
+        if i is None:
+            break
+        step(f"merging levels at {views[i].counts_per_bin:.0f} and "
+             f"{views[i + 1].counts_per_bin:.0f} counts/bin")
+        merges.append(LevelMerge(
+            counts_per_bin=[views[i].counts_per_bin, views[i + 1].counts_per_bin],
+            tau_ns=[views[i].tau_ns, views[i + 1].tau_ns],
+            separation_sigma=merge.separation_sigma(views[i], views[i + 1]),
+            criterion=merge.CRITERION))
+        remap = np.arange(table.n)
+        remap[i + 1:] -= 1
+        table, decays = relabel(prep, table, decays, remap)
+        kinds, _ = classify_levels(prep, table, decays)
+    return table, decays, merges
+
+
+def intensity_levels(prep: Prepared, table: LevelTable, decays: LevelDecays | None,
+                     kinds: list[str]) -> list[IntensityLevel]:
+    """Step 6: the IntensityLevel parts."""
+    bw = prep.settings.bin_width_s
+    total_time = max(float(table.time_s.sum()), 1e-12)
+    rate = table.rate_cps
+    return [IntensityLevel(
+        index=i, mean_counts_per_bin=float(rate[i] * bw), rate_cps=float(rate[i]),
+        fraction=float(table.time_s[i] / total_time), photons=int(table.photons[i]),
+        kind=kinds[i],
+        n_segments=None if table.n_segments[i] is None else int(table.n_segments[i]),
+        n_bins=None if table.n_bins[i] is None else int(table.n_bins[i]),
+        lo_counts_per_bin=_finite(table.bounds[i][0]),
+        hi_counts_per_bin=_finite(table.bounds[i][1]),
+        signal_fraction=decays.signal_fraction[i] if decays else None,
+        decay=decays.fits[i] if decays else None) for i in range(table.n)]
+
+
+def g2_and_emitters(prep: Prepared, table: LevelTable, decays: LevelDecays | None,
+                    levels: list[IntensityLevel], background: Background,
+                    excitation_N: float | None, step: Progress = lambda m: None
+                    ) -> tuple[G2 | None, EmitterCheck | None]:
+    """Step 7 (two detectors): g2 of all photons, g2 of every bright emitting level, read as M
+    and BX/X, and the levels-vs-g2 emitter check."""
+    stream, s = prep.stream, prep.settings
+    if len(prep.channel_counts) < 2:
+        return None, None
+    step("g2 cross-correlation")
+    bg_cps = background.cps
+    g2_bg = None if bg_cps is None else bg_cps / prep.n_detectors
+    overall = decays.overall if decays else None
+    tau = overall.mono.tau_ns[0] if overall else None
+    bidx = (prep.bin_index if s.bin_width_s == G2_BACKGROUND_BIN_S
+            else photon_bin_index(stream, G2_BACKGROUND_BIN_S))
+    window_ns = s.g2_window_ns
+    note = _no_rate_note(stream)
+    if stream.sync_rate_hz and window_ns < 2.5e9 / stream.sync_rate_hz:
+        window_ns = 2.5e9 / stream.sync_rate_hz  # room for the +-1 and +-2 side peaks
+        note += f" (window widened to +-{window_ns:.0f} ns: 2.5 laser periods)"
+    level_g2 = s.level_g2
+    kw = dict(decay_tau_ns=tau, times_ps=prep.times_ps(), bin_index=bidx,
+              channel_counts=prep.channel_counts)
+    try:
+        res = g2_analysis(stream, window_ns, s.g2_bin_ns, s.gate_ns, g2_bg, **kw)
+    except AnalysisError as exc:
+        res = None
+        if g2_bg is not None:
+            note += f" (not background-corrected: {exc})"
+            g2_bg = None
+            try:
+                res = g2_analysis(stream, window_ns, s.g2_bin_ns, s.gate_ns, None, **kw)
+            except AnalysisError as exc2:
+                exc = exc2
+        if res is None:  # the histogram without g2(0)
+            note = f" (no g2(0): {exc})"
+            level_g2 = False
+            res = correlate(stream, window_ns, s.g2_bin_ns, None, s.gate_ns, None,
+                            prep.times_ps(), prep.channel_counts)
+    g2 = _g2_part(res, excitation_N, "all")
+    todo = [lv for lv in levels
+            if level_g2 and lv.kind == "emitting" and lv.photons >= MIN_LEVEL_G2_PHOTONS]
+    if todo and res.period_ns:
+        step("g2 per level")
+        _level_g2(stream, todo, table.photon_level, prep.times_ps(), res, window_ns,
+                  s.g2_bin_ns, s.gate_ns, g2_bg, max(float(table.time_s.sum()), 1e-12), tau)
+    emitters = _emitter_check(levels, g2, bg_cps or 0.0, prep.t3)
+    g2.interpretation = _interpretation(g2, emitters) + note
+    return g2, emitters
+
+
+def segments_and_dwell(prep: Prepared, table: LevelTable, decays: LevelDecays | None,
+                       levels: list[IntensityLevel], step: Progress = lambda m: None
+                       ) -> tuple[list[Segment], dict[str, DwellFit] | None, str | None]:
+    """Step 8: the change-point segments (with their level and mean delay) and the ON/OFF
+    dwell-time fits."""
+    cpr = prep.change_points
+    if cpr is None:
+        return [], None, None
+    stream = prep.stream
+    seg_photons = cpr.photons()
+    delays = None
+    if prep.t3:
+        irf0 = _irf0(decays)
+        sums = segment_sums(cpr.photon_edges, stream.microtime) * \
+            (stream.microtime_resolution_s * 1e9)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            delays = sums / seg_photons - irf0
+    e = cpr.edges_s
+    dur = np.maximum(np.diff(e), 1e-12)
+    seg_level = table.seg_level
+    segments = [Segment(
+        start_s=float(e[j]), stop_s=float(e[j + 1]), photons=int(seg_photons[j]),
+        rate_cps=float(seg_photons[j] / dur[j]),
+        level=None if seg_level is None else int(seg_level[j]),
+        mean_delay_ns=None if delays is None or not np.isfinite(delays[j])
+        else float(delays[j])) for j in range(min(cpr.n_segments, MAX_STORED_SEGMENTS))]
+    if seg_level is None or table.n < 2:
+        return segments, None, None
+    step("dwell times")
+    on, rule = _on_levels(levels)
+    d = dwell_times(seg_level, cpr.edges_s, on)
+    return segments, {k: _dwell_fit(v) for k, v in d.items()}, rule
+
+
+def _irf0(decays: LevelDecays | None) -> float:
+    """IRF centre (ns) of the overall decay fit (0 without one)."""
+    overall = decays.overall if decays else None
+    return (overall.mono.irf_center_ns or 0.0) if overall else 0.0
+
+
+def flid_of(prep: Prepared, decays: LevelDecays | None,
+            step: Progress = lambda m: None) -> Flid | None:
+    """Step 9 (T3): fluorescence lifetime-intensity distribution of the trace bins."""
+    if not prep.t3:
+        return None
+    step("FLID")
+    c, delay = flid(prep.stream, prep.settings.bin_width_s, irf_offset_ns=_irf0(decays),
+                    micro_ns=prep.stream.microtimes_ns(), bin_index=prep.bin_index)
+    ok = c > 0
+    h2, xe, ye = np.histogram2d(c[ok], delay[ok], bins=(40, 40))
+    return Flid(counts_edges=xe.tolist(), delay_edges_ns=ye.tolist(),
+                histogram=h2.astype(int).tolist())
+
+
+def _decay_histograms(prep: Prepared, decays: LevelDecays | None) -> dict[str, Histogram]:
+    if decays is None:
+        return {}
+    t = prep.t_ns().round(4).tolist()
+    out = {str(i): Histogram(t_ns=t, counts=h.tolist()) for i, h in enumerate(decays.hist)}
+    out["all"] = Histogram(t_ns=t, counts=decays.hist.sum(0).tolist())
+    return out
+
+
+def analyze_stream(stream: PhotonStream, settings: AnalysisSettings | None = None, *,
+                   excitation_N: float | None = None, progress: Progress | None = None,
+                   **options: Any) -> PhotonStats:
+    """Every step (module docstring) on one recording. `settings` (AnalysisSettings) or the
+    keyword options of `settings_from_options` (bin_width_s, thresholds, max_levels,
+    decay_bin_ns, g2_window_ns, g2_bin_ns, gate_ns, background_cps, detect_change_points,
+    biexponential, level_method, confidence, level_g2, merge_levels), not both."""
+    if settings is None:
+        settings = settings_from_options(**options)
+    elif options:
+        raise AnalysisError(f"give settings or options, not both (got {sorted(options)})")
+    if settings.level_method == "thresholds" and not settings.thresholds_counts_per_bin:
+        raise AnalysisError("level method 'thresholds' needs thresholds (counts/bin)")
+    step = progress or (lambda m: None)
+    prep = prepare(stream, settings, step)
+    table = find_levels(prep, step)
+    decays = level_decays(prep, table, step)
+    kinds, background = classify_levels(prep, table, decays)
+    merged = merge_background_levels(prep, table, decays, kinds, step)
+    if merged is not None:
+        table, decays = merged
+        kinds, background = classify_levels(prep, table, decays)
+    table, decays, merges = merge_indistinguishable_levels(prep, table, decays, kinds, step)
+    if merges:
+        kinds, background = classify_levels(prep, table, decays)
+    background.counts_per_bin = (None if background.cps is None
+                                 else background.cps * settings.bin_width_s)
+    levels = intensity_levels(prep, table, decays, kinds)
+    g2, emitters = g2_and_emitters(prep, table, decays, levels, background, excitation_N, step)
+    segments, dwell, rule = segments_and_dwell(prep, table, decays, levels, step)
+    return _document(prep, table, decays, levels, background, g2, emitters, segments, dwell,
+                     rule, flid_of(prep, decays, step), merges, excitation_N)
+
+
+def _document(prep: Prepared, table: LevelTable, decays: LevelDecays | None,
+              levels: list[IntensityLevel], background: Background, g2: G2 | None,
+              emitters: EmitterCheck | None, segments: list[Segment],
+              dwell: dict[str, DwellFit] | None, rule: str | None, flid_doc: Flid | None,
+              merges: list[LevelMerge], excitation_N: float | None) -> PhotonStats:
+    """The PhotonStats of the steps' results."""
+    counts, cpr, s = prep.trace_counts, prep.change_points, prep.settings
     stored = counts if counts.size <= MAX_STORED_TRACE_BINS else counts[:MAX_STORED_TRACE_BINS]
     cp_doc = None if cpr is None else ChangePoints(
-        confidence=confidence, min_photons=cpr.min_photons,
+        confidence=s.change_point_confidence, min_photons=cpr.min_photons,
         n_change_points=int(cpr.index.size), n_segments=cpr.n_segments,
-        segments_stored=len(segments), bic_per_levels=bic)
+        segments_stored=len(segments), bic_per_levels=table.bic)
     return PhotonStats(
-        source=stream.source, info=_plain(stream.info()), bin_width_s=bin_width_s,
-        trace_counts=stored.tolist(), level_method=level_method, levels=levels,
-        n_levels=n_lv, n_emitting_levels=n_emitting, background=background,
-        background_counts_per_bin=background.counts_per_bin, decay_overall=overall,
-        decay_histograms=decay_hists, change_points=cp_doc, segments=segments, g2=g2,
-        emitters=emitters, dwell_times=dwell, dwell_rule=rule, flid=flid_doc,
-        excitation_N=excitation_N,
-        settings={"bin_width_s": bin_width_s, "decay_bin_ns": decay_bin_ns,
-                  "g2_window_ns": g2_window_ns, "g2_bin_ns": g2_bin_ns, "gate_ns": gate_ns,
-                  "levels": level_method, "change_point_confidence": confidence,
-                  "background_cps_per_detector": background_cps, "max_levels": max_levels})
+        source=prep.stream.source, info=_plain(prep.stream.info()), bin_width_s=s.bin_width_s,
+        trace_counts=stored.tolist(), level_method=s.level_method, levels=levels,
+        n_levels=table.n, n_emitting_levels=sum(lv.kind == "emitting" for lv in levels),
+        background=background, background_counts_per_bin=background.counts_per_bin,
+        decay_overall=decays.overall if decays else None,
+        decay_histograms=_decay_histograms(prep, decays), change_points=cp_doc,
+        segments=segments, g2=g2, emitters=emitters, dwell_times=dwell, dwell_rule=rule,
+        flid=flid_doc, excitation_N=excitation_N, level_merges=merges, settings=s)
+
+
+def read_recording(path: str | Path, settings: AnalysisSettings) -> PhotonStream:
+    """Read a raw TCSPC file with the reading settings (timestamps unit, repetition rate,
+    truncated files) of `settings`."""
+    from perovdefect.photons.io import read_photons
+    return read_photons(path, settings.timestamps_unit_s, settings.allow_truncated,
+                        settings.rep_rate_hz)
+
+
+def analyze_file(path: str | Path, settings: AnalysisSettings,
+                 excitation_N: float | None = None,
+                 progress: Progress | None = None) -> PhotonStats:
+    """Read and analyse one raw file with `settings` (the one entry point of the CLI, the
+    population and the report for raw files)."""
+    return analyze_stream(read_recording(path, settings), settings,
+                          excitation_N=excitation_N, progress=progress)
 
 
 def _level_g2(stream: PhotonStream, levels: list[IntensityLevel], photon_level: np.ndarray,
@@ -406,6 +672,15 @@ def _level_g2(stream: PhotonStream, levels: list[IntensityLevel], photon_level: 
             continue
         lv.g2 = LevelG2(g2_0=r.g2_0, g2_0_err=r.g2_0_err, n_emitters=r.n_emitters,
                         n_emitters_err=r.n_emitters_err, photons=lv.photons)
+
+
+def _no_rate_note(stream: PhotonStream) -> str:
+    """The statement for a T3 recording without a laser repetition rate ("" otherwise)."""
+    if stream.microtime is None or stream.sync_rate_hz:
+        return ""
+    src = stream.header.get("sync_rate_source") or "unknown"
+    return (f" (no laser repetition rate, so no pulsed g2(0), M or BX/X: {src}; give it with "
+            "--rep-rate-mhz)")
 
 
 def _plain(x):

@@ -1,0 +1,120 @@
+"""Issue 18: luminescence of a defect in its crystal (periodic supercells) through the backend
+interface: `perovdefect luminescence RUN_DIR --compute --structure FILE`, campaign
+`luminescence:` blocks on supercell models, and a real periodic GPAW DeltaSCF chain on a small
+cell (cheap settings; the 21-atom Cs4PbBr6 chain takes about an hour and is run by hand, see
+README "Luminescence in the crystal")."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from perovdefect.calcs.gpaw import gpaw_available
+from tests.conftest import run_cli
+
+needs_gpaw = pytest.mark.skipif(not gpaw_available(), reason="GPAW not installed")
+
+SUPERCELL = {"compound": "Cs4PbBr6", "model": "supercell", "min_image_distance_A": 9.5,
+             "charges": [0, 1]}
+CAMPAIGN = {"name": "crystal-lum", "code": "gpaw", "tier": "pbe", "relax": False,
+            "models": [SUPERCELL], "pl_nm": 517,
+            "settings": {"mode": "lcao", "basis": "szp(dzp)", "grid_spacing_A": 0.25},
+            "luminescence": {"pl_fwhm_nm": 14}}
+
+
+def test_campaign_luminescence_on_a_supercell_model(tmp_path):
+    """A supercell model gets one luminescence Firework per symmetry-distinct neutral V_Br: one
+    for R-3c Cs4PbBr6 (its Br sites are all 36f), on the 21-atom primitive-cell supercell; two
+    for Pnma CsPbBr3 (4c and 8d), each in its own directory."""
+    from perovdefect.workflows.campaign import build_workflows
+    from perovdefect.workflows.spec import load_campaign
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(CAMPAIGN))
+    spec = load_campaign(path)
+    (wf,) = build_workflows(spec, tmp_path / "runs").values()
+    lum = [fw for fw in wf.fws if "/luminescence" in fw.name]
+    assert len(lum) == 1
+    for fw in lum:
+        task = fw.tasks[0]
+        assert len(task["structure"]["symbols"]) == 21
+        assert task["structure"]["metadata"]["charge"] == 0
+        assert task["pl_fwhm_nm"] == 14 and task["pl_nm"] == 517
+        assert fw.spec["_perovdefect"]["defect"].endswith("_q0")
+    pnma = {**CAMPAIGN, "models": [{**SUPERCELL, "compound": "CsPbBr3-Pnma",
+                                    "min_image_distance_A": None, "charges": [0]}]}
+    path.write_text(yaml.safe_dump(pnma))
+    (wf,) = build_workflows(load_campaign(path), tmp_path / "runs2").values()
+    lum = [fw for fw in wf.fws if "/luminescence" in fw.name]
+    assert len(lum) == 2 and len({fw.tasks[0]["run_dir"] for fw in lum}) == 2
+    assert {fw.spec["_perovdefect"]["defect"] for fw in lum} == {"V_Br_4c_q0", "V_Br_8d_q0"}
+
+
+def test_luminescence_cli_refuses_bad_input(tmp_path):
+    bad = tmp_path / "nothing.cif"
+    out = run_cli("luminescence", str(tmp_path / "lum"), "--compute", "--structure", str(bad))
+    assert out.returncode != 0 and "nothing.cif" in out.stderr
+    assert "Traceback" not in out.stderr
+    out = run_cli("luminescence", str(tmp_path / "lum"), "--structure", str(bad))
+    assert out.returncode != 0 and "--compute" in out.stderr
+    out = run_cli("luminescence", str(tmp_path / "lum"), "--compute", "--setting", "oops")
+    assert out.returncode != 0 and "KEY=VALUE" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_constrained_occupations_need_gamma_only():
+    """MOM constrains the occupations of one k-point: a periodic excited state on a k-mesh
+    would excite a fraction of an electron, so it is refused before anything runs."""
+    from perovdefect.calcs import Protocol, get_backend
+    from perovdefect.errors import ProtocolError
+    from perovdefect.structures import build_vacancies
+    rec = build_vacancies("CsPbBr3-cubic", target_atoms=10, charges=(0,))[0]
+    with pytest.raises(ProtocolError, match="Gamma-only"):
+        get_backend("gpaw").check(rec, Protocol(excitation="down:homo->lumo",
+                                                kpoints=(2, 2, 2)))
+    get_backend("gpaw").check(rec, Protocol(excitation="down:homo->lumo", kpoints=(1, 1, 1)))
+
+
+@pytest.fixture(scope="module")
+def periodic_chain(tmp_path_factory):
+    """The whole chain through the CLI on a 9-atom CsPbBr3 V_Br^0 supercell (2x1x1 cubic cell,
+    images 6 A apart: far too small for numbers, right for the machinery), read from a POSCAR
+    as a user would give it."""
+    from perovdefect.structures import build_vacancies
+    root = tmp_path_factory.mktemp("plum")
+    rec = build_vacancies("CsPbBr3-cubic", target_atoms=10, charges=(0,))[0]
+    poscar = rec.write(root / "POSCAR")
+    out = run_cli("luminescence", str(root / "lum"), "--compute", "--structure", str(poscar),
+                  "--setting", "basis=szp(dzp)", "--setting", "grid_spacing_A=0.3",
+                  "--setting", "relax_fmax_eV_per_A=0.02", "--setting", "relax_max_steps=15",
+                  "--pl-nm", "517", "--pl-fwhm-nm", "14", "--json")
+    assert out.returncode == 0, out.stderr[-3000:]
+    return root, json.loads(out.stdout)
+
+
+@pytest.mark.slow
+@needs_gpaw
+def test_periodic_delta_scf_chain(periodic_chain):
+    from perovdefect.optics.run import LuminescenceResult
+    root, d = periodic_chain
+    assert d["model"] == "periodic" and d["n_atoms"] == 9 and d["charge"] == 0
+    r = LuminescenceResult.from_json(root / "lum" / "luminescence.json")
+    assert r.kpoints == [1, 1, 1]  # Gamma-only: the constrained occupation is one state
+    c = r.cc
+    assert c.e_abs_eV > c.zpl_eV > c.e_em_eV > 0
+    assert c.e_abs_eV - c.e_em_eV == pytest.approx(
+        c.franck_condon_ground_eV + c.franck_condon_excited_eV, abs=1e-9)
+    assert c.delta_q_amu05_A > 0.01  # the excited state relaxes the cell
+    # the raw DeltaSCF energies at the two minima bound the same quantities
+    assert r.delta_scf.e_abs_eV > r.delta_scf.zpl_eV > r.delta_scf.e_em_eV
+    # the CC points are continuous: along the path each surface changes smoothly (second
+    # differences far below the transition energy), the excited surface above the ground one
+    eg, ee = np.asarray(r.ground_energies_eV), np.asarray(r.excited_energies_eV)
+    assert np.all(ee > eg)
+    assert np.abs(np.diff(eg, 2)).max() < 0.1 and np.abs(np.diff(ee, 2)).max() < 0.1
+    assert eg[-1] > eg[0] and ee[0] > ee[-1]  # each surface rises away from its own minimum
+    # the ground-state spin: 37 valence electrons, run spin-polarised
+    doc = json.loads((root / "lum" / "relax-ground" / "result.json").read_text())
+    assert doc["nspins"] == 2
