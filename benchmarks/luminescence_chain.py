@@ -17,8 +17,8 @@ from pathlib import Path
 
 GOAL_S = 30 * 60
 #: the code settings of the shipped 21-atom result (perovdefect/data/luminescence)
-SETTINGS = {"basis": "szp(dzp)", "grid_spacing_A": 0.25, "relax_fmax_eV_per_A": 0.05,
-            "relax_max_steps": 60}
+SETTINGS = {"basis": "szp(dzp)", "grid_spacing_A": 0.25, "relax_fmax_eV_per_A": 0.1,
+            "relax_max_steps": 30}
 
 
 def main() -> None:

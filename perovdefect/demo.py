@@ -4,9 +4,9 @@
 14 nm FWHM) fitted; 3. the clusters submitted as a FireWorks campaign to the embedded LaunchPad
 and run by an `rlaunch` worker (GPAW, PBE LCAO; --tier hse06-soc adds the non-self-consistent
 HSE06 and SOC steps in PW mode): their Kohn-Sham in-gap states, a screen; 4. the headline: the
-predicted emission of V_Br^0 in the Cs4PbBr6 crystal (total-energy DeltaSCF, relaxed ground and
-excited states, CC line shape, radiative lifetime), a result the project computed (about an hour
-of DFT) and ships with its provenance and the command that regenerates it; 5. a simulated
+predicted emission of V_Br^0 of the Cs4PbBr6 molecule (total-energy DeltaSCF, relaxed ground
+and excited states, CC line shape, radiative lifetime), a result the project computed (about
+10 min of DFT) and ships with its provenance and the command that regenerates it; 5. a simulated
 single-particle TCSPC power series of a 0D nanocrystal with the seed's parameters (tau_ON 9 ns,
 tau_GRAY 1 ns, photobrightening above <N> = 0.5), written as PTU files and analysed from them;
 6. the joint report.
@@ -61,13 +61,16 @@ def write_pl_spectrum(path: Path, center_nm: float = 517.0, fwhm_nm: float = 14.
 
 
 def predicted_emission(peak, log: Callable[[str], None]):
-    """The shipped crystal luminescence result, compared with the fitted PL `peak`."""
+    """The shipped luminescence result (optics.shipped.DEMO_RESULT), compared with the fitted
+    PL `peak`."""
     from perovdefect.optics.lineshape import compare_with_measurement
     from perovdefect.optics.shipped import load_shipped
     lum = load_shipped()
     lum.comparison = compare_with_measurement(lum.spectrum, peak.center_nm, peak.fwhm_nm)
     s = lum.summary()
-    log(f"      predicted emission ({lum.structure}, {lum.n_atoms}-atom crystal cell, "
+    where = (f"{lum.n_atoms}-atom crystal cell" if lum.model == "periodic" else
+             "isolated molecule: far too soft, see the report's limitations")
+    log(f"      predicted emission ({lum.structure}, {where}, "
         f"{lum.level_of_theory}): {s['predicted_pl_peak_nm']:.0f} nm, FWHM "
         f"{s['predicted_pl_fwhm_nm']:.0f} nm"
         + (f", radiative lifetime {s['radiative_lifetime_ns']:.3g} ns"
@@ -177,7 +180,7 @@ def run_demo(out_dir: str | Path = "demo-out", tier: str = "pbe", quick: bool = 
         notes=["Demo data: the PL spectrum and the TCSPC recordings are simulated (perovdefect."
                "photons.simulate, seed parameters); the Kohn-Sham levels are real GPAW "
                "calculations of unrelaxed cluster models run now (a screen); the predicted "
-               "emission is the shipped crystal result named in the summary (real GPAW "
+               "emission is the shipped result named in the summary (real GPAW "
                "DeltaSCF calculations, not run by the demo)."],
         extra={"simulated_truth": {"emitters_below_threshold": 1, "tau_on_ns": 9.0,
                                    "tau_gray_ns": 1.0, "photobrightening_threshold_N": 0.5}})

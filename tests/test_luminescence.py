@@ -43,8 +43,9 @@ def test_delta_scf_excited_state_holds_its_hole(tmp_path):
     homo = int(np.nonzero(occ_g > 0.5)[0].max())
     assert occ_e[homo] < 0.5 and occ_e[homo + 1] > 0.5  # the hole and the promoted electron
     assert occ_e.sum() == pytest.approx(occ_g.sum())  # no electron lost
+    # a code without constrained occupations refuses the step before anything runs
     with pytest.raises(Exception, match="cannot run constrained_occupations"):
-        get_backend("vasp").check(rec, Protocol(excitation="down:homo->lumo"))
+        get_backend("qe").check(rec, Protocol(excitation="down:homo->lumo"))
 
 
 @pytest.fixture(scope="module")

@@ -117,3 +117,38 @@ def test_bad_inputs_are_one_line_errors(folder, tmp_path):
                                   str(tmp_path / "x"), "--group-by", "zzz(\\d)"])
     assert r.exit_code != 0 and "does not match" in r.output
     assert "Traceback" not in r.output
+
+
+def test_report_shows_the_population(folder, tmp_path):
+    """`report --population`: the section (per-particle table, fractions, figure) in the HTML
+    and the typed population, fractions included, in report.json."""
+    from perovdefect.report.model import ReportModel
+    files = [str(folder / f) for f in ("p00_N1.ptu", "p06_N1.ptu", "p10_N1.ptu", "p99_N1.ptu")]
+    out = tmp_path / "pop"
+    r = CliRunner().invoke(main, ["photons", "population", *files, "-o", str(out),
+                                  "--group-by", GROUP_BY, "--background-cps", "750"])
+    assert r.exit_code == 0, r.output
+    doc = PopulationStats.from_json(out / "population.json")
+    rep = tmp_path / "report"
+    r = CliRunner().invoke(main, ["report", "--population", str(out), "-o", str(rep)])
+    assert r.exit_code == 0, r.output
+    html = (rep / "report.html").read_text()
+    section = html[html.index('<section id="population">'):]
+    section = section[:section.index("</section>")]
+    for name in ("p00", "p06", "p10"):
+        assert f"<td>{name}</td>" in section
+    assert 'alt="population.png" src="data:image/png;base64,' in section
+    assert (rep / "figures" / "population.png").stat().st_size > 10_000
+    single = doc.fractions["single_emitter"]
+    assert single.k == 1 and single.n == 3  # one single, one double, one triple
+    assert f"{single.fraction:.3f} +- {single.fraction_err:.3f}" in section
+    assert "p99_N1.ptu" in section and "Recordings not analysed" in section
+    model = ReportModel.from_json(rep / "report.json")
+    assert model.population is not None and model.population.fractions == doc.fractions
+    assert json.loads((rep / "report.json").read_text())["population"]["fractions"][
+        "multi_emitter"]["k"] == 2
+    assert str(out / "population.json") in model.provenance.input_files
+    # a file that is not a population document: one line, no traceback
+    r = CliRunner().invoke(main, ["report", "--population", str(folder / "p00_N1.ptu"),
+                                  "-o", str(tmp_path / "bad")])
+    assert r.exit_code != 0 and "PopulationStats" in r.output and "Traceback" not in r.output

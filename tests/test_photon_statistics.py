@@ -109,6 +109,27 @@ def test_bx_x_reading_inverts_the_poisson_absorption_model():
     assert bx_x_ratio(-0.02, 0.01, 1.0)[0] < 0
 
 
+def test_g2_is_one_type_from_the_correlation_to_the_document():
+    """analysis.g2 returns the PhotonStats' own G2 part (no second result type copied field by
+    field); a version-2 document written before the fold (no photons_per_detector) loads."""
+    from perovdefect.photons.stats import G2
+    s = simulate(SimulationParams(duration_s=2.0, states=(EmitterState("ON", 0.05, 9.0, 1e9),),
+                                  background_cps=0, seed=5))
+    g = g2_analysis(s)
+    assert type(g) is G2 and g.g2_0 is not None and g.g2_0 < 0.2
+    n = np.bincount(s.channel)
+    assert g.photons_per_detector == [int(n[g.channels[0]]), int(n[g.channels[1]])]
+    assert set(g.peak_areas) >= {"-1", "0", "1"} and g.stored_bin_ns == g.bin_width_ns
+    assert G2.model_validate_json(g.model_dump_json()) == g
+    st = analyze_stream(s)
+    assert type(st.g2) is G2 and st.g2.photons_per_detector == g.photons_per_detector
+    assert st.g2.stored_bin_ns == pytest.approx(1.0) and st.g2.photons == "all"
+    old = st.to_dict()
+    del old["g2"]["photons_per_detector"]
+    again = PhotonStats.from_dict(old, "pre-fold document")
+    assert again.g2.g2_0 == st.g2.g2_0 and again.g2.photons_per_detector == []
+
+
 def test_single_emitter_with_biexcitons_is_read_as_bx_x():
     s = simulate(SimulationParams(duration_s=6, states=BLINK, excitation_N=0.3,
                                   bx_x_ratio=0.2, seed=4))

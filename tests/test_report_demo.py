@@ -55,6 +55,32 @@ def test_demo_report_holds_in_gap_state_and_g2(demo_dir):
         assert (demo_dir / "figures" / name).stat().st_size > 5000
     prov = summary["provenance"]
     assert prov["versions"]["gpaw"] != "not installed"
+
+
+@pytest.mark.slow
+def test_demo_headline_is_the_predicted_emission(demo_dir):
+    """The main job headlines a total-energy emission with its line shape and radiative
+    lifetime beside the measured PL and photon lifetimes (issue 18), labelled as the shipped
+    result it is (its model's limitation stated); the Kohn-Sham level is shown as a screen, after it."""
+    from perovdefect.optics.shipped import load_shipped
+    summary = json.loads((demo_dir / "summary.json").read_text())
+    e = summary["emission"]
+    shipped = load_shipped().summary()
+    assert e["model"] == load_shipped().model
+    assert any("isolated cluster" in x for x in e["limitations"])
+    assert e["predicted_peak_nm"] == pytest.approx(shipped["predicted_pl_peak_nm"])
+    assert e["predicted_fwhm_nm"] == pytest.approx(shipped["predicted_pl_fwhm_nm"])
+    assert e["measured_peak_nm"] == pytest.approx(517, abs=2)  # the fitted demo spectrum
+    assert e["radiative_lifetime_ns"] > 0 and "shipped result" in e["origin"]
+    assert "regenerate with" in e["origin"]
+    levels = {m["level"].split()[0]: m["tau_ns"] for m in e["measured_lifetimes"]}
+    assert levels["ON"] == pytest.approx(9.0, rel=0.2)  # the simulated particles' tau_ON
+    assert e["lifetime_ratios"]["ON (brightest level)"] == pytest.approx(
+        e["radiative_lifetime_ns"] / levels["ON"])
+    html = (demo_dir / "report.html").read_text()
+    body = html.split('<section id="summary">')[1]
+    assert body.index("Predicted emission") < body.index("Kohn-Sham")
+    assert "a screen, not an emission energy" in body
     assert any(k.endswith(".ptu") for k in prov["input_files"])
     assert all(len(v) == 64 for v in prov["input_files"].values())  # sha256
 

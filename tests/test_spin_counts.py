@@ -305,3 +305,16 @@ def test_partial_occupation_rules():
     back = ElectronicStructure.from_dict(json.loads(odd.to_json()))
     assert back.gap_eV is None and back.warnings == odd.warnings
 
+
+
+def test_stale_multiplicity_after_a_charge_change_is_not_trusted():
+    """A record built as V_Br^+ (even count, multiplicity 1) whose charge is then set to 0 has
+    an odd count: its stored multiplicity belongs to another electron count, so the backend's
+    own count decides and the step runs spin-polarised (it once ran unpolarised silently)."""
+    from perovdefect.calcs import Protocol, get_backend
+    from perovdefect.structures import build_vacancies
+    rec = build_vacancies("CsPbBr3-cubic", target_atoms=10, charges=(1,))[0]
+    backend = get_backend("gpaw")
+    assert not backend.effective_protocol(rec, Protocol()).spin_polarized
+    rec.metadata["charge"] = 0
+    assert backend.effective_protocol(rec, Protocol()).spin_polarized

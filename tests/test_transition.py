@@ -295,3 +295,14 @@ def test_vasp_waveder_dipole_and_missing_file(shared_data, tmp_path):
     # a pair beyond what WAVEDER holds: one clear error
     _one_line_error(run_cli("transition", str(run_dir), "--initial", "lumo+1", "--final",
                             "lumo+2"), "LVEL")
+
+
+def test_backend_without_dipoles_refuses(tmp_path):
+    """A backend without the transition_dipole capability (QE here) refuses in one line."""
+    from perovdefect.calcs.backend import backend_class
+    from perovdefect.errors import ProtocolError
+    qe = backend_class("qe")
+    assert "transition_dipole" not in qe.capabilities
+    assert "transition_dipole" in backend_class("gpaw").capabilities
+    with pytest.raises(ProtocolError, match="no transition dipoles"):
+        qe.transition_dipoles(tmp_path, [0], [1], 0)

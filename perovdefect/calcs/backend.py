@@ -151,9 +151,13 @@ class Backend(ABC):
         (an explicit 1 keeps a run spin-unpolarised, e.g. a metal; the builders set it), else
         an odd count of this code's valence electrons (valence_electrons)."""
         given = record.metadata.get("spin_multiplicity")
-        if given is not None:
+        stored = record.metadata.get("valence_electrons")
+        count = self.valence_electrons(record, protocol) if (given is None or stored) \
+            else None
+        # a multiplicity stored with another electron count (e.g. a record whose charge was
+        # changed after it was built) is stale: the code's own count decides then
+        if given is not None and not (stored and count is not None and int(stored) != count):
             return int(given) > 1
-        count = self.valence_electrons(record, protocol)
         return count is not None and count % 2 == 1
 
     def effective_protocol(self, record: StructureRecord, protocol: Protocol) -> Protocol:

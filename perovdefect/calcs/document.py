@@ -10,6 +10,8 @@ from pydantic import Field, model_validator
 
 from perovdefect.documents import Document, Part
 from perovdefect.errors import ParseError
+from perovdefect.calcs.theory import (LevelOfTheory, TheoryTolerances, compare_levels_of_theory,
+                                      not_compared)
 
 OCC_THRESHOLD = 0.5  # a state counts as occupied above this fraction of its maximum occupation
 #: a state holding between this fraction and 1 minus it of its capacity is partially occupied
@@ -136,6 +138,15 @@ class ElectronicStructure(Document):
     band_localization: list[BandState] = Field(default_factory=list)
     structure: StructureData | None = None
     planar_potential: PlanarPotential | None = None
+    #: electrostatic potential at each atomic site (V), one per atom in `structure` order, as
+    #: felt by a POSITIVE test charge (pydefect's convention: minus the electron's potential
+    #: energy that codes print, e.g. OUTCAR's "average electrostatic potential at core"); the
+    #: input of the eFNV and GKFO corrections. Periodic cells only; None where the code or
+    #: run gave none.
+    site_potentials_V: list[float] | None = None
+    #: the level of theory the run really used, filled by every backend from the run's own
+    #: inputs/outputs (perovdefect.calcs.theory); None in documents written before it existed
+    theory: LevelOfTheory | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
 
@@ -222,19 +233,36 @@ class ElectronicStructure(Document):
         return (f"{self.functional}{'+SOC' if self.soc else ''} "
                 f"(a={self.exact_exchange_fraction:g}, w={self.screening_inv_A:g}/A)")
 
-    def theory_differences(self, other: ElectronicStructure) -> list[str]:
-        """How two calculations differ in code or level of theory (empty: comparable). The
-        screening is compared to 0.011/A: VASP's HSE06 (0.2/A) and libxc's (0.11/bohr =
-        0.208/A) are the same functional."""
-        out = []
-        if self.code != other.code:
-            out.append(f"codes differ ({self.code} vs {other.code})")
-        if (self.functional != other.functional or self.soc != other.soc
-                or abs(self.exact_exchange_fraction - other.exact_exchange_fraction) > 1e-3
-                or abs(self.screening_inv_A - other.screening_inv_A) > 0.011):
-            out.append(f"levels of theory differ ({self.level_of_theory} vs "
-                       f"{other.level_of_theory})")
-        return out
+    def theory_or_legacy(self) -> LevelOfTheory:
+        """`theory`, or for a document written before it what the document holds: code,
+        functional, exact exchange, screening, SOC and the basis/cutoff its backend recorded
+        in settings["step"] (everything else unknown)."""
+        if self.theory is not None:
+            return self.theory
+        step = self.settings.get("step") if isinstance(self.settings.get("step"), dict) else {}
+        basis = step.get("basis")
+        if isinstance(basis, str) and basis.startswith("PW "):
+            basis = "plane waves"  # the step's "PW 500 eV": the cutoff is compared on its own
+        return LevelOfTheory(code=self.code, functional=self.functional,
+                             exact_exchange_fraction=self.exact_exchange_fraction,
+                             screening_inv_A=self.screening_inv_A, soc=self.soc,
+                             cutoff_eV=step.get("cutoff_eV"), basis_set=basis)
+
+    def theory_differences(self, other: ElectronicStructure,
+                           tolerances: TheoryTolerances | None = None,
+                           same_cell: bool = True) -> list[str]:
+        """How two calculations differ in code or level of theory, one message per field
+        (empty: comparable); perovdefect.calcs.theory.compare_levels_of_theory on `theory`
+        (what an older document holds where it has none). same_cell=False: different crystals
+        (competing phases), whose k-mesh and grid points differ by construction."""
+        return compare_levels_of_theory(self.theory_or_legacy(), other.theory_or_legacy(),
+                                        tolerances, same_cell)
+
+    def theory_not_compared(self, other: ElectronicStructure) -> list[str]:
+        """What `theory_differences` could not compare (one of the two did not record it)."""
+        if self.theory is None or other.theory is None:
+            return not_compared(None, None)
+        return not_compared(self.theory, other.theory)
 
     def summary(self) -> dict[str, Any]:
         """The scalar fields (no eigenvalue arrays): those of CalcSummary."""
@@ -274,5 +302,6 @@ def functional_from_parameters(lhfcalc: bool, aexx: float | None, hfscreen: floa
 
 
 __all__ = ["DEGENERATE_eV", "OCC_THRESHOLD", "PARTIAL_OCCUPATION", "BandState", "CalcSummary",
-           "ElectronicStructure", "ParseError", "PlanarPotential", "StructureData",
+           "ElectronicStructure", "LevelOfTheory", "ParseError", "PlanarPotential",
+           "StructureData",
            "build_document", "functional_from_parameters"]

@@ -32,13 +32,15 @@ def main() -> None:
 
 
 def _register() -> None:
-    from perovdefect.cli import build, calc, campaign, demo, optics, photons, report, thermo
+    from perovdefect.cli import (build, calc, campaign, demo, optics, photons, report,
+                                 thermo, vertical)
     main.add_command(build.build)
     main.add_command(calc.parse)
     main.add_command(calc.levels)
     main.add_command(thermo.formation)
     main.add_command(thermo.luminescence)
     main.add_command(optics.transition)
+    main.add_command(vertical.vertical)
     main.add_command(campaign.campaign)
     main.add_command(photons.photons)
     main.add_command(report.report)

@@ -418,11 +418,14 @@ simulate_cmd.name = "simulate"
               help="Photon-HDF5 unit (s) when the files have none.")
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=2, show_default=True,
               help="Processes analysing recordings at once.")
+@click.option("--max-memory-gb", type=FiniteFloat(min=0, min_open=True),
+              help="Memory the analyses may use together (GB) [default: 80 % of the memory "
+                   "available at start]; each holds its whole recording, ~40 bytes per photon.")
 @click.option("--force", is_flag=True, help="Analyse every recording again.")
 @click.option("--json", "as_json", is_flag=True, help="Print the population document as JSON.")
 def population_cmd(inputs, outdir, group_by, excitation, settings_file, bin_ms, gate_ns,
                    background_cps, confidence, rep_rate_mhz, timestamps_unit, workers, force,
-                   as_json) -> None:
+                   as_json, max_memory_gb=None) -> None:
     """Many particles (files, folders or a CSV manifest of particle,file,excitation_N): each
     recording analysed once, then the population: per-particle table, fractions with binomial
     errors, figures."""
@@ -454,8 +457,13 @@ def population_cmd(inputs, outdir, group_by, excitation, settings_file, bin_ms, 
             progress.advance(task)
             if err:
                 click.echo(f"warning: not analysed: {err}", err=True)
-        errors, reused = pop.analyze_recordings(recs, settings, out, workers, tick)
-    doc = pop.population(recs, out, settings, errors, reused)
+        from perovdefect.photons.memory import budget_from_gb
+        notes: list[str] = []
+        errors, reused = pop.analyze_recordings(recs, settings, out, workers, tick,
+                                                budget_from_gb(max_memory_gb), notes)
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    doc = pop.population(recs, out, settings, errors, reused, notes)
     from perovdefect.photons.figures import population_figure, save
     save(population_figure(doc), out / "population.png")
     doc.figures = [str(out / "population.png")]

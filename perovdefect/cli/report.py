@@ -20,6 +20,8 @@ import click
               help="AnalysisSettings or PhotonStats JSON whose settings analyse the raw photon "
                    "files [default: those of STEM.photonstats.json beside each raw file, else "
                    "the defaults, stated in the report's photon settings].")
+@click.option("--population", "population_path", type=click.Path(exists=True),
+              help="A `photons population` result: its population.json or its folder.")
 @click.option("--formation", "formation_files", multiple=True,
               type=click.Path(exists=True, dir_okay=False),
               help="FormationResult JSON from `perovdefect formation -o` (repeatable).")
@@ -34,7 +36,8 @@ import click
 @click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False))
 def report(campaign, host, defects, allow_mixed, photon_files, formation_files, lum_dirs,
            excitation, background_cps, pl_csv, pl_model,
-           absorption, compound, title, out, photon_settings=None) -> None:
+           absorption, compound, title, out, photon_settings=None,
+           population_path=None) -> None:
     """Computed defect levels beside measured PL and photon statistics, in one HTML report.
     --campaign accepts a `campaign collect` JSON, which needs no FireWorks."""
     from pathlib import Path
@@ -85,6 +88,10 @@ def report(campaign, host, defects, allow_mixed, photon_files, formation_files, 
         inputs.input_files += [Path(p) for p in photon_files]
         if Ns and len(Ns) >= 3:
             inputs.power_series = power_series(inputs.photon_stats)
+    if population_path:
+        from perovdefect.report.population import load_population
+        inputs.population, pop_file = load_population(population_path)
+        inputs.input_files.append(pop_file)
     if formation_files:
         from perovdefect.thermo.calculations import FormationResult
         inputs.formation += [FormationResult.from_json(f) for f in formation_files]
@@ -100,8 +107,9 @@ def report(campaign, host, defects, allow_mixed, photon_files, formation_files, 
         for lum in inputs.luminescence:
             lum.comparison = compare_with_measurement(lum.spectrum, peak.center_nm,
                                                       peak.fwhm_nm)
-    if not (inputs.analyses or inputs.photon_stats or inputs.formation or inputs.luminescence):
+    if not (inputs.analyses or inputs.photon_stats or inputs.formation or inputs.luminescence
+            or inputs.population is not None):
         raise ReportError("nothing to report: give campaign results / documents, formation or "
-                          "luminescence results and/or photon data")
+                          "luminescence results, photon data and/or a population")
     summary = build_report(inputs, out, title)
     click.echo(f"report: {summary['files']['html']} (+ report.json, report.pdf, figures/)")

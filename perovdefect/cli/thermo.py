@@ -128,22 +128,49 @@ def formation(bulk, defects, chempots, compound, correction, dielectric, charge_
 @click.option("--pl-nm", type=click.FloatRange(min=100, max=3000), help="Measured PL peak.")
 @click.option("--pl-fwhm-nm", type=click.FloatRange(min=0, min_open=True, max=500),
               help="Measured PL FWHM.")
+@click.option("--from-runs", is_flag=True, help="Build the result from the finished single "
+              "points under RUN_DIR made elsewhere (any code: the ground and excited or the "
+              "two charge states' minima and the geometries between them, recognised from the "
+              "calculations themselves).")
+@click.option("--charges", metavar="Q_INITIAL,Q_FINAL", help="With --from-runs on two charge "
+              "states: which emits, e.g. 1,0 for q+1 + e(CBM) -> q0.")
+@click.option("--host", "host_run", type=click.Path(exists=True), help="With --charges: the "
+              "host run (same level of theory) whose band edge gives or takes the carrier.")
+@click.option("--band-edge-eV", "band_edge", type=float, help="With --charges: the band edge "
+              "(eV, the runs' scale) instead of --host.")
+@click.option("--correction-eV", "correction", type=float, help="With --charges: E_corr(q_i) - "
+              "E_corr(q_f), the finite-size correction difference of the two charged cells.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="With --from-runs: write the LuminescenceResult JSON here.")
+@click.option("--force", is_flag=True, help="Overwrite --output.")
 @click.option("--json", "as_json", is_flag=True)
 def luminescence(run_dir, compute, structure_file, charge, cluster, padding, settings,
-                 excitation, temperature_K, broadening, pl_nm, pl_fwhm_nm, as_json) -> None:
+                 excitation, temperature_K, broadening, pl_nm, pl_fwhm_nm, from_runs, charges,
+                 host_run, band_edge, correction, output, force, as_json) -> None:
     """ZPL, absorption, emission, Delta Q, hbar omega, Huang-Rhys factors and the predicted PL
-    peak and FWHM of a luminescence calculation (RUN_DIR/luminescence.json)."""
+    peak and FWHM of a luminescence calculation (RUN_DIR/luminescence.json), or of finished
+    runs made elsewhere (--from-runs)."""
     from pathlib import Path
 
     from perovdefect.errors import AnalysisError
     from perovdefect.optics.run import RESULT, LuminescenceResult, run_luminescence
     root = Path(run_dir)
-    for v, name in ((temperature_K, "--temperature"), (broadening, "--broadening-meV")):
-        if not math.isfinite(v):
+    for v, name in ((temperature_K, "--temperature"), (broadening, "--broadening-meV"),
+                    (band_edge, "--band-edge-eV"), (correction, "--correction-eV")):
+        if v is not None and not math.isfinite(v):
             raise click.BadParameter("must be finite", param_hint=name)
     if (structure_file or charge is not None or settings) and not compute:
         raise click.UsageError("--structure, --charge and --setting go with --compute")
-    if compute:
+    if (charges or host_run or band_edge is not None or correction is not None or output) \
+            and not from_runs:
+        raise click.UsageError("--charges, --host, --band-edge-eV, --correction-eV and "
+                               "--output go with --from-runs")
+    if from_runs and compute:
+        raise click.UsageError("give --compute or --from-runs, not both")
+    if from_runs:
+        result = _from_runs(root, charges, host_run, band_edge, correction, temperature_K,
+                            broadening, pl_nm, pl_fwhm_nm, output, force)
+    elif compute:
         from perovdefect.calcs.backend import local_backend
         cls = local_backend()
         overrides = {**cls.presets["quick"], **_key_values(settings, "--setting")}
@@ -184,6 +211,31 @@ def luminescence(run_dir, compute, structure_file, charge, cluster, padding, set
                    f"{c.fwhm_deviation_meV:+.0f} meV ({c.fwhm_deviation_nm:+.1f} nm)")
     for w in result.warnings:
         click.echo(f"warning: {w}", err=True)
+
+
+def _from_runs(root, charges, host_run, band_edge, correction, temperature_K, broadening,
+               pl_nm, pl_fwhm_nm, output, force):
+    """`luminescence RUN_DIR --from-runs`: the result of finished runs (optics.from_runs)."""
+    from pathlib import Path
+
+    from perovdefect.errors import AnalysisError
+    from perovdefect.optics.from_runs import luminescence_from_runs
+    pair = None
+    if charges:
+        try:
+            pair = tuple(int(q) for q in charges.split(","))
+        except ValueError:
+            pair = ()
+        if len(pair) != 2:
+            raise AnalysisError(f"--charges {charges!r}: expected Q_INITIAL,Q_FINAL (e.g. 1,0)")
+    if output and Path(output).exists() and not force:
+        raise AnalysisError(f"--output {output} exists (give --force to overwrite)")
+    result = luminescence_from_runs(root, pair, host_run, band_edge, correction,
+                                    temperature_K, broadening, pl_nm, pl_fwhm_nm,
+                                    log=lambda m: click.echo(m, err=True))
+    if output:
+        result.to_json(output, indent=1)
+    return result
 
 
 def _key_values(values: tuple[str, ...], option: str) -> dict:

@@ -287,7 +287,9 @@ def find_in_gap_states(host: ElectronicStructure, defect: ElectronicStructure,
     if host.gap_eV is None or host.gap_eV <= 0:
         raise AnalysisError(f"{host.source}: host has no gap ({host.gap_eV} eV)")
     mixed = check_comparable(host, defect, allow_mixed)
-    warnings = [w for doc in (host, defect) for w in doc.warnings] + mixed
+    warnings = [w for doc in (host, defect) for w in doc.warnings] + mixed + [
+        f"host {host.source} and defect {defect.source}: level of theory not compared: {n}"
+        for n in host.theory_not_compared(defect)]
     label, shift, fallback = _alignment(host, defect, alignment)
     if fallback:
         warnings.append("alignment fell back to the deepest eigenvalue: no vacuum level or "

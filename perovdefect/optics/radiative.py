@@ -189,6 +189,16 @@ def _medium(refractive_index: float | None, source: str | None, local_field: str
     return n, src, local_field_factor(local_field, n)
 
 
+def _band_index(label: str | int, occ: np.ndarray, what: str, run_dir: Path,
+                spin_name: str) -> int:
+    """resolve_band, checked against the bands the calculation has."""
+    b = resolve_band(label, occ, what)
+    if not 0 <= b < len(occ):
+        raise AnalysisError(f"{run_dir}: {what} band {label!r} (index {b}) is outside the "
+                            f"calculation (bands 0..{len(occ) - 1} in spin {spin_name})")
+    return b
+
+
 # -- the analysis --------------------------------------------------------------------------------
 def radiative_transition(run_dir: str | Path, initial: str | int = "homo",
                          final: str | int = "lumo", spin: str | int = "up",
@@ -219,14 +229,8 @@ def radiative_transition(run_dir: str | Path, initial: str | int = "homo",
                                not doc.is_cluster, warnings)
     eps = np.asarray(doc.eigenvalues_eV[s][0], dtype=float)
     occ = np.asarray(doc.occupations[s][0], dtype=float)
-    bands = {}
-    for what, label in (("initial", initial), ("final", final)):
-        b = resolve_band(label, occ, what)
-        if not 0 <= b < len(eps):
-            raise AnalysisError(f"{run_dir}: {what} band {label!r} (index {b}) is outside the "
-                                f"calculation (bands 0..{len(eps) - 1} in spin {spin_name})")
-        bands[what] = b
-    i, f = bands["initial"], bands["final"]
+    i, f = (_band_index(label, occ, what, run_dir, spin_name)
+            for what, label in (("initial", initial), ("final", final)))
     level_i = degenerate_level(eps, i, degeneracy_tol_eV)
     level_f = degenerate_level(eps, f, degeneracy_tol_eV)
     if f in level_i:

@@ -22,6 +22,7 @@ from perovdefect.optics.documents import CCDiagram, DeltaSCFTransitions, PLCompa
 from perovdefect.optics.geometry import interpolate_geometries
 from perovdefect.optics.lineshape import compare_with_measurement, pl_spectrum
 from perovdefect.optics.radiative import OpticalTransition
+from perovdefect.optics.routes import ChargeRoute, RunsSource
 from perovdefect.optics.vertical import delta_scf_transitions
 from perovdefect.structures.record import StructureRecord
 
@@ -75,6 +76,10 @@ class LuminescenceResult(Document):
     #: hole, at the DeltaSCF emission energy); None where the code or run cannot give it
     radiative: OpticalTransition | None = None
     provenance: LuminescenceProvenance | None = None
+    #: the charge-state route's carrier, band edge and correction (None: DeltaSCF)
+    charge_route: ChargeRoute | None = None
+    #: built from finished runs made elsewhere (`luminescence DIR --from-runs`)
+    from_runs: RunsSource | None = None
     #: wall time of each step (s) as run (or as recorded by a step done before)
     timings_s: dict[str, float] = Field(default_factory=dict)
     warnings: list[str] = Field(default_factory=list)
@@ -102,6 +107,8 @@ class LuminescenceResult(Document):
                        f"({r.refractive_index_source}), local field {r.local_field}")
         if self.comparison is not None:
             out["comparison"] = self.comparison.model_dump()
+        if self.charge_route is not None:
+            out["charge_route"] = self.charge_route.model_dump()
         return out
 
 

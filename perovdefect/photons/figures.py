@@ -201,7 +201,8 @@ def population_figure(doc):
         if vals:
             a_alpha.hist(vals, bins=15, alpha=0.6, color=color, label=key)
     a_alpha.set_xlabel("dwell-time exponent")
-    a_alpha.legend(fontsize=7)
+    if a_alpha.get_legend_handles_labels()[1]:  # no dwell exponents: no legend
+        a_alpha.legend(fontsize=7)
     pts = [(lv.counts_per_bin, lv.tau_ns) for r in rows for lv in r.levels
            if lv.kind == "emitting" and lv.tau_ns is not None]
     if pts:

@@ -14,10 +14,13 @@ with binomial errors sqrt(p (1 - p) / n): single emitters at the lowest <N> (M <
 g2(0) < 1/3), multi-emitters (M >= 1.5), photobrightening (of the particles with a power
 series), levels-vs-g2 disagreement (of the particles where both were read).
 
-Memory: each worker process holds one recording at a time, so the population needs two
-recordings' worth, not the population's. A recording that cannot be read or analysed is listed
-with its error; the rest are analysed. Finished recordings (their PhotonStats in
-DIR/recordings with the same settings) are not analysed again.
+Memory: each worker process holds one recording at a time (the analysis needs the whole
+recording: `perovdefect.photons.memory`, ~40 bytes per photon + 0.3 GB per process), so the
+population needs `workers` recordings' worth, not the population's; recordings larger than the
+memory budget are refused before any is read and fewer workers run when the largest together
+would exceed it. A recording that cannot be read or analysed is listed with its error; the rest
+are analysed. Finished recordings (their PhotonStats in DIR/recordings with the same settings)
+are not analysed again.
 """
 
 from __future__ import annotations
@@ -174,27 +177,50 @@ def finished(rec: Recording, folder: Path, settings: AnalysisSettings) -> bool:
 
 def analyze_recordings(recs: list[Recording], settings: AnalysisSettings, out: Path,
                        workers: int = 2,
-                       progress: Callable[[Recording, str | None], None] | None = None
-                       ) -> tuple[dict[str, str], int]:
+                       progress: Callable[[Recording, str | None], None] | None = None,
+                       memory_budget_bytes: int | None = None,
+                       notes: list[str] | None = None) -> tuple[dict[str, str], int]:
     """Analyse every recording not finished yet in `workers` processes; (errors by key,
-    number skipped as finished)."""
+    number skipped as finished). memory_budget_bytes (None: no limit): recordings whose
+    analysis alone exceeds it are refused (listed in the errors) and fewer workers run when the
+    largest recordings together would exceed it (`perovdefect.photons.memory`; said in
+    `notes`). The workers are fresh processes (forkserver, else spawn), so a script that calls
+    this needs the usual `if __name__ == "__main__":` guard."""
     import multiprocessing as mp
+
+    from perovdefect.photons import memory
     folder = out / RECORDINGS
     folder.mkdir(parents=True, exist_ok=True)
     todo = [r for r in recs if not finished(r, folder, settings)]
+    workers, refused, note = memory.plan({r.key: memory.photons_in(r.path) for r in todo},
+                                         workers, memory_budget_bytes)
+    if note and notes is not None:
+        notes.append(note)
+    errors = {r.key: f"{r.path}: {refused[r.key]}" for r in todo if r.key in refused}
+    for r in todo:
+        if r.key in refused and progress:
+            progress(r, errors[r.key])
+    todo = [r for r in todo if r.key not in refused]
     by_key = {r.key: r for r in todo}
     jobs = [(r.key, str(r.path), r.excitation_N, settings.model_dump_json(),
              str(folder / f"{r.key}.photonstats.json")) for r in todo]
-    errors: dict[str, str] = {}
     if jobs:
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        with ctx.Pool(max(1, min(workers, len(jobs))), maxtasksperchild=8) as pool:
+        # fresh worker processes, never a fork of this one: once numba's OpenMP threading
+        # layer has run here (a notebook, a test session), GNU libgomp hangs in forked children
+        ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods()
+                             else "spawn")
+        pool = ctx.Pool(max(1, min(workers, len(jobs))), maxtasksperchild=8)
+        try:
             for key, err in pool.imap_unordered(_analyze_one, jobs):
                 if err:
                     errors[key] = err
                 if progress:
                     progress(by_key[key], err)
-    return errors, len(recs) - len(todo)
+            pool.close()
+        finally:
+            pool.terminate()
+            pool.join()
+    return errors, len(recs) - len(todo) - len(refused)
 
 
 # ------------------------------------------------------------------------------ document
@@ -245,7 +271,7 @@ class ParticleRow(Part):
 
 class PopulationStats(Document):
     """The population: settings, one row per particle, fractions with binomial errors,
-    recordings that failed, and the figures written."""
+    recordings that failed, the figures written and notes (e.g. fewer workers for memory)."""
 
     SCHEMA_VERSION = 1
     schema_version: int = 1
@@ -256,6 +282,7 @@ class PopulationStats(Document):
     n_recordings: int
     n_reused: int = 0
     figures: list[str] = []
+    notes: list[str] = []
 
 
 def _m_of(st: PhotonStats) -> tuple[float | None, float | None]:
@@ -333,7 +360,8 @@ def fractions(rows: list[ParticleRow]) -> dict[str, Fraction]:
 
 
 def population(recs: list[Recording], out: Path, settings: AnalysisSettings,
-               errors: dict[str, str], n_reused: int = 0) -> PopulationStats:
+               errors: dict[str, str], n_reused: int = 0,
+               notes: list[str] | None = None) -> PopulationStats:
     """The population document from the PhotonStats in OUT/recordings."""
     folder = out / RECORDINGS
     stats: dict[str, PhotonStats] = {}
@@ -348,7 +376,7 @@ def population(recs: list[Recording], out: Path, settings: AnalysisSettings,
     return PopulationStats(settings=settings, particles=rows, fractions=fractions(rows),
                            failed={str(next(r.path for r in recs if r.key == k)): e
                                    for k, e in errors.items()},
-                           n_recordings=len(recs), n_reused=n_reused)
+                           n_recordings=len(recs), n_reused=n_reused, notes=notes or [])
 
 
 def summary_lines(doc: PopulationStats) -> list[str]:

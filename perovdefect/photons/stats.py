@@ -159,11 +159,15 @@ class ChangePoints(PhotonPart):
 
 
 class G2(PhotonPart):
-    """Pulsed g2: coincidence histogram (stored at `stored_bin_ns`), peak areas, g2(0) raw and
-    corrected with 1-sigma errors, read two ways: the number of independent emitters
-    M = 1/(1 - g2(0)) and, for one emitter, the biexciton-to-exciton quantum-yield ratio
-    (Nair, Zhao and Bawendi, Nano Lett. 11, 1136 (2011)); `interpretation` says which one the
-    levels support."""
+    """Pulsed g2, the one type of `analysis.g2` (its correlation, g2(0) and M) and of the
+    PhotonStats: coincidence histogram (tau in ns; computed at `bin_width_ns`, stored at
+    `stored_bin_ns`), peak areas by peak index ("0" the zero-delay peak) and how they were
+    taken, g2(0) raw and corrected with 1-sigma errors, read two ways: the number of independent
+    emitters M = 1/(1 - g2(0)) and, for one emitter, the biexciton-to-exciton quantum-yield
+    ratio (Nair, Zhao and Bawendi, Nano Lett. 11, 1136 (2011)); `interpretation` says which one
+    the levels support. rho: signal fractions of the two detectors; channels: the two detectors;
+    photons_per_detector: the photons correlated on each; photons: which photons ("all" or a
+    level)."""
 
     tau_ns: list[float] = []
     coincidences: list[int] = []
@@ -184,6 +188,7 @@ class G2(PhotonPart):
     rho: list[float] | None = None
     gate_ns: float = 0.0
     channels: list[int] = []
+    photons_per_detector: list[int] = []
     photons: str = "all"
 
 
@@ -499,6 +504,8 @@ def _upgrade_v1(d: dict[str, Any]) -> dict[str, Any]:
     g2 = d.get("g2")
     if g2:
         g2 = {k: v for k, v in g2.items() if k in _G2_KEYS}
+        if isinstance(g2.get("photons"), list):  # analysis.g2's photons per detector
+            g2["photons_per_detector"] = g2.pop("photons")
         g2["peak_areas"] = {str(k): v for k, v in (g2.get("peak_areas") or {}).items()}
         g2["interpretation"] = "M = 1/(1 - g2(0)) (version-1 document)"
     segs = [{"start_s": s["start_s"], "stop_s": s["end_s"], "photons": s["photons"],

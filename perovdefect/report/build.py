@@ -37,6 +37,8 @@ class ReportInputs:
     #: FormationResult documents (perovdefect formation -o) and LuminescenceResult documents
     formation: list[Any] = field(default_factory=list)
     luminescence: list[Any] = field(default_factory=list)
+    #: a PopulationStats (`photons population`), shown in its own section
+    population: Any = None
 
 
 def load_campaign_results(source: str | Path) -> dict:
@@ -171,7 +173,8 @@ def build_report(inputs: ReportInputs, out_dir: str | Path,
                  title: str = "perovdefect joint report") -> dict:
     """Write OUT/report.html, OUT/report.json, OUT/report.pdf and OUT/figures/*.png; returns
     the report model as a dict (what report.json holds, plus the file paths)."""
-    if not (inputs.analyses or inputs.photon_stats or inputs.formation or inputs.luminescence):
+    if not (inputs.analyses or inputs.photon_stats or inputs.formation or inputs.luminescence
+            or inputs.population is not None):
         raise ReportError("nothing to report: give campaign results / documents, formation or "
                           "luminescence results and/or photon data")
     inputs.analyses = analyses_of(inputs.analyses)

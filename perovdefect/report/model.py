@@ -15,6 +15,7 @@ from pydantic import Field
 
 from perovdefect.documents import Document, Part
 from perovdefect.levels.model import ModelAnalysis
+from perovdefect.photons.population import PopulationStats
 from perovdefect.report.headline import (EmissionHeadline, emission_headline, measured_lifetimes,
                                          pick_headline_result)
 from perovdefect.report.reference import EXPERIMENTAL_GAP_EV, SEED_DFT
@@ -78,6 +79,8 @@ class ReportModel(Document):
     luminescence: list[dict[str, Any]] = Field(default_factory=list)
     #: the headline: the predicted emission (total energies, relaxed) beside the measurement
     emission: EmissionHeadline | None = None
+    #: a `photons population` document: per-particle rows and fractions (report/population.py)
+    population: PopulationStats | None = None
     provenance: Provenance
     extra: dict[str, Any] = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict)
@@ -178,6 +181,7 @@ def collect_model(inputs, title: str) -> ReportModel:
                       for lum in inputs.luminescence],
         emission=None if headline is None else emission_headline(
             headline, pl_ref, measured_lifetimes(particle_levels)),
+        population=inputs.population,
         provenance=Provenance(versions=versions(), input_files=files,
                               calculations=step_settings(inputs.steps)))
 

@@ -12,6 +12,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from perovdefect.report.model import ReportModel
+from perovdefect.report.population import population_figures, population_section
 
 
 def png(fig) -> bytes:
@@ -57,6 +58,7 @@ def draw_figures(model: ReportModel, inputs) -> dict[str, bytes]:
         figs[f"pl_overlay{i}.png"] = png(pl_overlay_figure(lum, wl, y))
     if inputs.power_series:
         figs["power_series.png"] = png(power_series_figure(inputs.power_series))
+    figs.update(population_figures(model.population))
     return figs
 
 
@@ -206,7 +208,8 @@ def render_html(model: ReportModel, figures: dict[str, bytes], inputs) -> str:
                    lum["hbar_omega_ground_meV"], lum["huang_rhys_ground"],
                    lum["predicted_pl_peak_nm"], lum["predicted_pl_fwhm_nm"],
                    lum.get("radiative_lifetime_ns")] for lum in model.luminescence],
-        settings_rows=[[k, v] for k, v in model.provenance.calculations.items()])
+        settings_rows=[[k, v] for k, v in model.provenance.calculations.items()],
+        population=population_section(model.population))
 
 
 def write_pdf(path: Path, figures: dict[str, bytes]) -> None:

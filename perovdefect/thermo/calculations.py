@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import Field
 
 from perovdefect.calcs.document import ElectronicStructure
+from perovdefect.calcs.theory import compare_levels_of_theory
 from perovdefect.documents import Document
 from perovdefect.errors import AnalysisError
 from perovdefect.thermo.corrections import (check_cluster_bound, freysoldt_correction,
@@ -87,6 +88,13 @@ def check_same_theory(host: ElectronicStructure, defect: ElectronicStructure) ->
     if problems:
         raise AnalysisError(f"{_name(defect)}: " + "; ".join(problems) + " from the host: "
                             "formation energies need one code and one level of theory")
+
+
+def theory_not_compared(host: ElectronicStructure, defects: list[ElectronicStructure]
+                        ) -> list[str]:
+    """What the level-of-theory check could not compare (one note per kind of gap)."""
+    notes = sorted({n for d in defects for n in host.theory_not_compared(d)})
+    return [f"level of theory not compared: {n}" for n in notes]
 
 
 def vacancy_site(host: ElectronicStructure, defect: ElectronicStructure) -> np.ndarray:
@@ -196,6 +204,7 @@ def formation_from_calculations(
     diagram = formation_energy_diagram(defect_name, energies, host.total_energy_eV, change,
                                        host.vbm_eV, host.gap_eV, mus, corrections or None)
     warnings = [c.message for c in checks if not c.bound]
+    warnings += theory_not_compared(host, defects)
     return FormationResult(diagram=diagram, correction=kind, correction_note=note,
                            sources={str(q): _name(d) for q, d in by_charge.items()},
                            charges_from=charges_from, cluster_checks=checks,
@@ -252,6 +261,12 @@ def limits_for(phases: CompetingPhases, host: ElectronicStructure, compound: str
         raise AnalysisError(f"{source}: chemical potentials from {theirs}, host {_name(host)} "
                             f"from {ours} (code, level of theory, (basis, cutoff)): absolute "
                             "chemical potentials need one code, level of theory and basis")
+    if phases.theory is not None and host.theory is not None:
+        # the potentials, cutoff and code inputs too (not the k-mesh: other crystals)
+        problems = compare_levels_of_theory(phases.theory, host.theory, same_cell=False)
+        if problems:
+            raise AnalysisError(f"{source}: host {_name(host)}: " + "; ".join(problems) +
+                                ": absolute chemical potentials need one level of theory")
     try:
         formula = Composition(compound or "".join(host.structure.symbols)).reduced_formula
     except (ValueError, KeyError) as exc:
@@ -300,9 +315,8 @@ def limits_from_calculations(phases: list[ElectronicStructure], hosts: list[str]
     if not phases:
         raise AnalysisError("no competing-phase calculations given")
     for doc in phases[1:]:
-        problems = phases[0].theory_differences(doc)
-        if _basis(doc) != _basis(phases[0]):
-            problems.append(f"basis/cutoff differ ({_basis(doc)} vs {_basis(phases[0])})")
+        # different crystals: their k-meshes and grids differ by construction
+        problems = phases[0].theory_differences(doc, same_cell=False)
         if problems:
             raise AnalysisError(f"{_name(doc)}: " + "; ".join(problems) + f" from "
                                 f"{_name(phases[0])}: the phase diagram needs one code and one "
@@ -322,5 +336,6 @@ def limits_from_calculations(phases: list[ElectronicStructure], hosts: list[str]
              for f, n in counts.items() if n > 1]
     basis, cutoff = _basis(phases[0])
     return CompetingPhases(code=phases[0].code, level_of_theory=phases[0].level_of_theory,
-                           basis=basis, cutoff_eV=cutoff, phases=energies,
+                           basis=basis, cutoff_eV=cutoff, theory=phases[0].theory,
+                           phases=energies,
                            stability=stability, regions=regions, problems=problems, notes=notes)

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from perovdefect.calcs.theory import LevelOfTheory
 from perovdefect.documents import Document, Part
 from perovdefect.errors import AnalysisError
 
@@ -73,6 +74,8 @@ class CompetingPhases(Document):
     #: what else fixes absolute total energies: the step's basis and plane-wave cutoff
     basis: str | None = None
     cutoff_eV: float | None = None
+    #: the first phase's full level of theory (None in tables written before it was recorded)
+    theory: LevelOfTheory | None = None
     phases: list[PhaseEnergy]
     stability: dict[str, HostStability]
     #: host -> its stability region; a host above the hull has none (see `problems`)

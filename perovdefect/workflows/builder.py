@@ -55,8 +55,7 @@ def model_key(spec: CampaignSpec, model: ModelSpec) -> str:
     payload = {"code": spec.code, "tier": spec.tier, "relax": spec.relax,
                "protocol": spec.protocol, "model": model.model_dump(), "settings": spec.settings}
     if model in spec.luminescence_models():  # what this model's luminescence Firework runs
-        payload["luminescence"] = {**spec.luminescence.model_dump(exclude={"models"}),
-                                   "pl_nm": spec.pl_nm}
+        payload["luminescence"] = {**spec.luminescence.key_payload(), "pl_nm": spec.pl_nm}
     return f"{spec.name}/{model.label}/{_digest(payload)}"
 
 
@@ -140,7 +139,10 @@ def model_workflow(spec: CampaignSpec, model: ModelSpec, runs_root: Path) -> Wor
                         name=f"{spec.name}/{model.label}/analysis",
                         spec={"_perovdefect": info, "perovdefect_results": []}, parents=last)
     fws.append(analysis)
-    if model in spec.luminescence_models():
+    if model in spec.luminescence_models() and spec.luminescence.route == "charge":
+        from perovdefect.workflows.charge_task import charge_luminescence_fws
+        fws += charge_luminescence_fws(spec, model, host, defects, base, key)
+    elif model in spec.luminescence_models():
         neutral = [(label, rec) for label, rec in defects if rec.charge == host.charge]
         for label, rec in neutral:  # one per symmetry-distinct site
             run_dir = base / "luminescence" if len(neutral) == 1 else base / label / \
@@ -159,7 +161,7 @@ def _luminescence_fw(spec: CampaignSpec, model: ModelSpec, label: str, rec: Stru
     info = {"campaign": spec.name, "model": model.label, "label": "luminescence",
             "defect": label, "role": "luminescence", "charge": 0, "step": "luminescence",
             "key": key}
-    physics = {**spec.protocol, "charge": rec.charge}
+    physics = {**spec.luminescence_physics(), "charge": rec.charge}
     task = LuminescenceTask(structure=record_to_dict(rec), code=spec.code,
                             settings=spec.settings, physics=physics,
                             run_dir=str(run_dir), info=info,

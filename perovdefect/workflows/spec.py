@@ -126,17 +126,51 @@ class ThermodynamicsSpec(_Strict):
 
 
 class LuminescenceSpec(_Strict):
-    """A DeltaSCF luminescence calculation (CC diagram, predicted PL) of the neutral V_Br of
-    each model named (campaign YAML `luminescence:`): clusters, or supercells (every
-    symmetry-distinct neutral vacancy, Gamma-only unless the protocol gives k-points)."""
+    """A luminescence calculation (CC diagram, predicted PL) of the V_Br of each model named
+    (campaign YAML `luminescence:`), by one of two routes:
 
-    #: model labels (default: every model with charge 0)
+    * route delta-scf (default): the neutral vacancy's DeltaSCF excited state (`excitation`),
+      clusters or supercells (every symmetry-distinct neutral vacancy), always at Gamma (the
+      constrained occupations are set at one k-point; the protocol's k-points are the
+      ladder's);
+    * route charge: two charge states `charges: [q_initial, q_final]` of supercell models
+      (both among the model's charges), emission of q_initial plus a carrier at the host's
+      band edge into q_final (e.g. [1, 0]: V_Br^+ + e(CBM) -> V_Br^0), at the protocol's
+      k-points; `correction_eV` = E_corr(q_initial) - E_corr(q_final) when known.
+    """
+
+    #: model labels (default: every model with charge 0, or with both `charges`)
     models: list[str] | None = None
+    route: Literal["delta-scf", "charge"] = "delta-scf"
     excitation: Literal["up:homo->lumo", "down:homo->lumo"] = "down:homo->lumo"
+    charges: list[int] | None = None
+    correction_eV: float | None = Field(None, allow_inf_nan=False)
     temperature_K: float = Field(295.0, ge=0, le=2000, allow_inf_nan=False)
     broadening_fwhm_meV: float = Field(20.0, gt=0, le=1000, allow_inf_nan=False)
     #: measured PL FWHM (nm) beside the campaign's pl_nm
     pl_fwhm_nm: float | None = Field(None, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _route(self) -> LuminescenceSpec:
+        if self.route == "charge":
+            if self.charges is None or len(self.charges) != 2 or \
+                    abs(self.charges[0] - self.charges[1]) != 1:
+                raise ValueError("route charge needs charges: [q_initial, q_final], two charge "
+                                 "states one carrier apart (e.g. [1, 0])")
+        elif self.charges is not None or self.correction_eV is not None:
+            raise ValueError("charges and correction_eV belong to route: charge")
+        return self
+
+    def key_payload(self) -> dict[str, Any]:
+        """What identifies the luminescence work of a model (the route's fields only when set,
+        so campaigns written before the charge route keep their keys)."""
+        d = self.model_dump(exclude={"models"})
+        if self.route == "delta-scf":
+            for k in ("route", "charges", "correction_eV"):
+                d.pop(k)
+        else:
+            d.pop("excitation")
+        return d
 
 
 class CampaignSpec(_Strict):
@@ -232,18 +266,37 @@ class CampaignSpec(_Strict):
                 raise ValueError(f"luminescence.models {unknown} are not model labels "
                                  f"({labels})")
         chosen = self.luminescence_models()
+        needed = lum.charges if lum.route == "charge" else [0]
         if not chosen:
-            raise ValueError("luminescence: no model with charge 0 to run")
+            raise ValueError(f"luminescence: no model with charges {needed} to run")
         for m in chosen:
-            if 0 not in m.charges:
-                raise ValueError(f"luminescence: model {m.label} needs charge 0 among its "
-                                 "charges")
+            missing = [q for q in needed if q not in m.charges]
+            if missing:
+                raise ValueError(f"luminescence: model {m.label} needs charge(s) {missing} "
+                                 "among its charges")
+            if lum.route == "charge" and m.model != "supercell":
+                raise ValueError(f"luminescence: route charge needs a supercell model (the "
+                                 f"carrier comes from the host's band edge), {m.label} is a "
+                                 "cluster")
         try:
-            p = Protocol(name="relax-excited", task="relax", excitation=lum.excitation,
-                         **self.protocol)
-            get_backend(self.code, **self.settings).check(None, p)
+            if lum.route == "charge":
+                steps = [Protocol(name="relax", task="relax", **self.protocol)]
+            else:
+                steps = [Protocol(name="relax-excited", task="relax",
+                                  excitation=lum.excitation, **self.luminescence_physics())]
+            for p in steps:
+                get_backend(self.code, **self.settings).check(None, p)
         except (ProtocolError, TypeError) as exc:
             raise ValueError(f"luminescence: {exc}") from None
+
+    def luminescence_physics(self) -> dict[str, Any]:
+        """The protocol fields of the luminescence steps: the campaign's, without its k-points
+        on the DeltaSCF route (Gamma: perovdefect.optics.run sets it for periodic cells)."""
+        lum = self.luminescence
+        if lum is not None and lum.route == "charge":
+            return dict(self.protocol)
+        return {k: v for k, v in self.protocol.items()
+                if k not in ("kpoints", "kpoint_density_inv_A")}
 
     def phase_ladder(self, periodic: bool = True, phase: str | None = None) -> list[Protocol]:
         """The steps of a competing phase: the tier's ladder up to thermodynamics.step (with a
@@ -266,7 +319,8 @@ class CampaignSpec(_Strict):
         if lum is None:
             return []
         if lum.models is None:
-            return [m for m in self.models if 0 in m.charges]
+            needed = lum.charges if lum.route == "charge" else [0]
+            return [m for m in self.models if all(q in m.charges for q in needed)]
         return [m for m in self.models if m.label in lum.models]
 
     def content_hash(self) -> str:

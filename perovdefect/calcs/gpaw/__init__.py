@@ -101,7 +101,10 @@ class GpawBackend(Backend):
     (states this far below the HOMO and above the LUMO get their localisation computed),
     keep_wavefunctions (static steps write RUN_DIR/gs.gpw with the wave functions, mode='all',
     for later analysis such as transition dipoles; plane-wave static steps always do, for the
-    ladder's reuse; LCAO: about 6 MB for an atom in a 10 A box, the density grids dominate)."""
+    ladder's reuse). LCAO files hold little besides the grids: ~8 bytes x (8 + 2 x 2 spins)
+    x the coarse grid points (the fine-grid electrostatic potential dominates) + the
+    coefficients: 5.9 MB measured for an atom in a 10 A box, ~10 MB estimated for the 22-atom
+    Cs4PbBr6 cell at 0.22 A."""
 
     name = "gpaw"
     packages = ("gpaw", "gpaw-data")

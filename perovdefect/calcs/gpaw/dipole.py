@@ -124,9 +124,10 @@ def _grid_wave_functions(calc, spin: int, n1: int, n2: int):
     from gpaw.fftw import get_efficient_fft_size
     from gpaw.new.lcao.wave_functions import LCAOWaveFunctions
     wfs = next(w for w in calc.dft.ibzwfs if w.spin == spin)
-    if isinstance(wfs, LCAOWaveFunctions):
-        wfs = wfs.to_uniform_grid_wave_functions(calc.dft.density.nt_sR.desc,
-                                                 calc.dft.scf_loop.hamiltonian.basis)
+    if isinstance(wfs, LCAOWaveFunctions):  # only the bands asked go onto the grid
+        wfs = wfs.collect_bands(n1, n2).to_uniform_grid_wave_functions(
+            calc.dft.density.nt_sR.desc, calc.dft.scf_loop.hamiltonian.basis)
+        n1, n2 = 0, n2 - n1
     wfs = wfs.collect_bands_and_domain(n1, n2)  # reads the bands from the file (serial)
     psit = wfs.psit_nX
     if not isinstance(psit, UGArray):  # plane waves: a grid fine enough for products of two
@@ -205,9 +206,10 @@ def _main(job: dict) -> None:
     if not any(calc.get_atoms().pbc):
         d_nnv, n1 = _cluster_dipoles(calc, bands, spin)
         vec = {(i, f): d_nnv[i - n1, f - n1] for i in initial for f in final}
-        result["method"] = (f"length gauge <i|r|f> of the Kohn-Sham states (GPAW {gpaw.__version__} "
-                            "dipole_matrix_elements_from_calc: pseudo wave functions on the grid "
-                            "plus PAW corrections), r from the box origin (cluster)")
+        result["method"] = (f"length gauge <i|r|f> of the Kohn-Sham states (GPAW "
+                            f"{gpaw.__version__} dipole_matrix_elements_from_calc: pseudo wave "
+                            "functions on the grid plus PAW corrections), r from the box origin "
+                            "(cluster)")
     else:
         vec, centre, boundary = _localised_dipoles(calc, bands, spin)
         result.update(centre_A=[float(x) for x in centre], boundary_weight=round(boundary, 6))

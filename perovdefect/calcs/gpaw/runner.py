@@ -158,6 +158,22 @@ def _planar_potential(calc, atoms) -> dict | None:
             "cell_A": atoms.cell.array.tolist(), "convention": "electron"}
 
 
+def _site_potentials(calc, atoms) -> list[float] | None:
+    """Electrostatic potential at each atom (V, felt by a positive test charge; periodic
+    cells): minus GPAW's get_atomic_electrostatic_potentials(), which returns the electron's
+    potential energy (eV), i.e. the Hartree potential vHt (same sign as
+    get_electrostatic_potential: negative at the nuclei) averaged over each atom's l=0
+    compensation-charge shape function, as OUTCAR's "average electrostatic potential at
+    core". The input of the eFNV and GKFO corrections."""
+    if not all(atoms.pbc):
+        return None
+    try:
+        w = np.asarray(calc.get_atomic_electrostatic_potentials(), float)
+    except Exception:  # not every calculator flavour offers it; the potentials are optional
+        return None
+    return (-w).tolist() if w.shape == (len(atoms),) else None
+
+
 def _fermi_level(calc) -> float | None:
     """Fermi level (eV); None where GPAW reports one per spin (fixed magnetic moment)."""
     try:
@@ -279,7 +295,8 @@ def run(run_dir: Path) -> None:
     n_electrons = float(calc.get_number_of_electrons())
     common = dict(calc=calc, atoms=atoms, p=p, settings=settings, energy=energy,
                   converged=converged, vacuum=vacuum, n_electrons=n_electrons, run_dir=run_dir,
-                  t0=t0, potential=_planar_potential(calc, atoms))
+                  t0=t0, potential=_planar_potential(calc, atoms),
+                  site_potentials=_site_potentials(calc, atoms), kpoints=kpoints)
     functional, aexx, omega = "PBE", 0.0, 0.0
     if hybrid:
         # the PBE eigenvalues of the same ground state come for free: keep them
@@ -334,9 +351,21 @@ def run(run_dir: Path) -> None:
         _log(f"{gap}, result.json written ({time.time() - t0:.1f} s)")
 
 
+def _theory(atoms, p, settings, kpoints, functional, aexx, omega, soc):
+    """The run's LevelOfTheory; None (the comparison then says what it could not compare)
+    rather than losing a finished run if GPAW's setup files cannot be read back."""
+    from perovdefect.calcs.gpaw.theory import gpaw_level_of_theory
+    try:
+        return gpaw_level_of_theory(atoms.get_chemical_symbols(), p, settings, kpoints,
+                                    functional, aexx, omega, soc)
+    except Exception as exc:  # noqa: BLE001 - metadata only; the eigenvalues are kept
+        _log(f"level of theory not recorded ({type(exc).__name__}: {exc})")
+        return None
+
+
 def _write_doc(name, eps, occ, weights, functional, aexx, omega, soc, localization, *, calc,
                atoms, p, settings, energy, converged, vacuum, n_electrons, run_dir, t0,
-               potential):
+               potential, site_potentials=None, kpoints=None):
     """Write one ElectronicStructure from rank 0 (atomically); returns it there, else None."""
     from gpaw.mpi import world
 
@@ -353,6 +382,8 @@ def _write_doc(name, eps, occ, weights, functional, aexx, omega, soc, localizati
         is_cluster=not any(atoms.pbc), formula=atoms.get_chemical_formula(mode="metal"),
         source=str(run_dir / name), band_localization=localization,
         structure=StructureData.from_atoms(atoms), planar_potential=potential,
+        site_potentials_V=site_potentials,
+        theory=_theory(atoms, p, settings, kpoints, functional, aexx, omega, soc),
         settings={"protocol": p, "gpaw": settings, "gpaw_processes": world.size,
                   "hybrid": "non-self-consistent (gpaw.old.calculator ground state)"
                   if functional != "PBE" else None, "wall_time_s": round(time.time() - t0, 1)})

@@ -9,6 +9,7 @@ import numpy as np
 
 from perovdefect.errors import ParseError
 from perovdefect.calcs.document import ElectronicStructure, StructureData, build_document
+from perovdefect.calcs.qe.theory import pw_output_theory, qe_xml_theory
 
 
 # pw.x's XC index quadruple (iexch, icorr, igcx, igcc) -> functional name
@@ -77,7 +78,8 @@ def parse_pw_output(path: str | Path) -> ElectronicStructure:
         kpoint_weights=(weights / weights.sum()).tolist(),
         fermi_level_eV=None if fermi is None else float(np.mean(fermi)), n_electrons=nelec,
         charge=None, nspins=nspins, formula=atoms.get_chemical_formula(mode="metal"),
-        source=str(path), settings={"xc": xc_name}, structure=StructureData.from_atoms(atoms))
+        source=str(path), settings={"xc": xc_name}, structure=StructureData.from_atoms(atoms),
+        theory=pw_output_theory(text, path, functional, aexx, omega, soc))
     if not converged:
         doc.warn_if_unconverged()
     return doc
@@ -138,7 +140,8 @@ def parse_qe_xml(path: str | Path) -> ElectronicStructure:
         fermi_level_eV=float(fermi) * Hartree if fermi else None,
         n_electrons=float(text(bands, "nelec", "nan")), charge=float(charge) if charge else None,
         nspins=eig.shape[0], is_cluster=out.find("boundary_conditions/assume_isolated") is not None,
-        source=str(path), settings={"xc": name})
+        source=str(path), settings={"xc": name},
+        theory=qe_xml_theory(root, functional, aexx, omega, soc))
     if not converged:
         doc.warn_if_unconverged()
     return doc

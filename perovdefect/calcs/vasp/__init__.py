@@ -26,26 +26,51 @@ class VaspBackend(Backend):
 
     Settings: incar (INCAR tags over the protocol's, e.g. {"NCORE": 8}), magmom_per_atom
     (initial moment, mu_B, on every atom; along z with SOC), potcar_symbols ({element: POTCAR}),
-    potcar_functional (pymatgen's name, PBE_54), max_errors (custodian)."""
+    potcar_functional (pymatgen's name, PBE_54), max_errors (custodian), nbands_multiple
+    (NBANDS of constrained-occupation steps is a multiple of it: make it a multiple of NPAR =
+    cores / NCORE, since VASP stops when it must change NBANDS under FERWE/FERDO).
+
+    Constrained occupations (a protocol's excitation, DeltaSCF): ISMEAR = -2 with FERWE/FERDO
+    from the cell's electron count, Gamma only (perovdefect.calcs.vasp.deltascf); custodian
+    runs them without the corrections that would drop the occupations, and the parser says
+    when the finished run did not keep them. With SOC the Protocol refuses an excitation."""
 
     name = "vasp"
     packages = ("pymatgen", "custodian")
-    capabilities = frozenset({"hybrid", "soc", "relax", "transition_dipole"})
+    capabilities = frozenset({"hybrid", "soc", "relax", "transition_dipole",
+                              "constrained_occupations"})
     calc_defaults = {"incar": {}, "magmom_per_atom": None, "potcar_symbols": dict(POTCAR_SYMBOLS),
-                     "potcar_functional": "PBE_54", "max_errors": 5}
+                     "potcar_functional": "PBE_54", "max_errors": 5, "nbands_multiple": 8}
     output_files = ("vasprun.xml", "vasprun.xml.gz", "OUTCAR", "OUTCAR.gz")
 
     def validate_settings(self) -> None:
         s = self.settings
         if not isinstance(s["incar"], dict):
             raise ProtocolError("vasp setting incar must be a mapping of INCAR tags")
-        protected = {"LHFCALC", "AEXX", "HFSCREEN", "LSORBIT", "NELECT", "ENCUT"} & {
-            k.upper() for k in s["incar"]}
+        protected = {"LHFCALC", "AEXX", "HFSCREEN", "LSORBIT", "NELECT", "ENCUT", "FERWE",
+                     "FERDO"} & {k.upper() for k in s["incar"]}
         if protected:
             raise ProtocolError(f"vasp setting incar may not set {sorted(protected)}: the "
-                                "protocol does (functional, soc, charge, cutoff_eV)")
-        if not isinstance(s["max_errors"], int) or s["max_errors"] < 1:
-            raise ProtocolError("vasp setting max_errors must be a positive integer")
+                                "protocol does (functional, soc, charge, cutoff_eV, "
+                                "excitation)")
+        for key in ("max_errors", "nbands_multiple"):
+            if not isinstance(s[key], int) or isinstance(s[key], bool) or s[key] < 1:
+                raise ProtocolError(f"vasp setting {key} must be a positive integer")
+
+    def check(self, record: StructureRecord | None, protocol: Protocol) -> None:
+        """Also: constrained occupations only at Gamma (FERWE/FERDO list the bands of each
+        irreducible k-point, which VASP chooses)."""
+        super().check(record, protocol)
+        if not protocol.excitation:
+            return
+        mesh = tuple(protocol.kpoints) if protocol.kpoints else None
+        if record is not None:
+            from perovdefect.calcs.kpoints import monkhorst_pack
+            mesh = monkhorst_pack(record.atoms, protocol)
+        if mesh is not None and tuple(mesh) != (1, 1, 1):
+            raise ProtocolError(f"vasp constrained occupations ({protocol.name}) need a "
+                                f"Gamma-only calculation, got the k-mesh {tuple(mesh)}: set "
+                                "kpoints (1, 1, 1) and converge the supercell size instead")
 
     def valence_electrons(self, record: StructureRecord, protocol: Protocol) -> int:
         """From the ZVAL of the POTCARs the input set names (settings potcar_symbols over
@@ -59,20 +84,30 @@ class VaspBackend(Backend):
         from perovdefect.calcs.vasp.inputs import write_vasp_inputs
         write_vasp_inputs(record, protocol, directory, self.settings["incar"],
                           self.settings["magmom_per_atom"], self.settings["potcar_symbols"],
-                          self.settings["potcar_functional"])
+                          self.settings["potcar_functional"], self.settings["nbands_multiple"])
 
     def run(self, directory: Path, resources: dict[str, Any], log: Callable | None = None
             ) -> None:
         """VASP under custodian (VaspErrorHandler, UnconvergedErrorHandler,
-        NonConvergingErrorHandler; VasprunXMLValidator) in `directory`."""
+        NonConvergingErrorHandler; VasprunXMLValidator) in `directory`. A constrained-occupation
+        step runs without the VaspErrorHandler corrections that would set ISMEAR = 0 or change
+        NBANDS (deltascf.CONSTRAINT_BREAKING_ERRORS)."""
         from custodian import Custodian
         from custodian.vasp.handlers import (NonConvergingErrorHandler, UnconvergedErrorHandler,
                                              VaspErrorHandler)
         from custodian.vasp.jobs import VaspJob
         from custodian.vasp.validators import VasprunXMLValidator
-        exe = json.loads((directory / "perovdefect_inputs.json").read_text())["executable"]
+
+        from perovdefect.calcs.vasp.deltascf import CONSTRAINT_BREAKING_ERRORS
+        info = json.loads((directory / "perovdefect_inputs.json").read_text())
+        exe = info["executable"]
         cmd = resources.get(ENV_KEYS[exe]) or exe
-        handlers = [VaspErrorHandler(), UnconvergedErrorHandler(), NonConvergingErrorHandler()]
+        errors = None
+        if info.get("constrained_occupations"):
+            errors = [e for e in VaspErrorHandler.error_msgs
+                      if e not in CONSTRAINT_BREAKING_ERRORS]
+        handlers = [VaspErrorHandler(errors_subset_to_catch=errors), UnconvergedErrorHandler(),
+                    NonConvergingErrorHandler()]
         job = VaspJob(vasp_cmd=shlex.split(cmd), output_file="vasp.out", auto_npar=False,
                       copy_magmom=False)
         try:
@@ -99,7 +134,27 @@ class VaspBackend(Backend):
                              "custodian_corrections": corrections,
                              "potcar_written": info.get("potcar_written"),
                              "notes": info.get("notes", [])})
+        asked = info.get("constrained_occupations")
+        if asked and "constrained_occupations" not in doc.settings:
+            # vasprun.xml did not echo FERWE/FERDO: check against what was written
+            self._check_occupations(doc, asked, directory)
         return doc
+
+    @staticmethod
+    def _check_occupations(doc: ElectronicStructure, asked: dict, directory: Path) -> None:
+        import warnings
+
+        import numpy as np
+
+        from perovdefect.calcs.vasp.deltascf import occupation_check
+        summary, problems = occupation_check(
+            [np.asarray(asked["up"], float), np.asarray(asked["down"], float)],
+            np.asarray(doc.occupations, float), np.asarray(doc.eigenvalues_eV, float),
+            str(directory / "vasprun.xml"))
+        doc.settings["constrained_occupations"] = summary
+        for msg in problems:
+            doc.warnings.append(msg)
+            warnings.warn(msg, stacklevel=2)
 
     @classmethod
     def transition_dipoles(cls, directory: Path, initial: list[int], final: list[int],

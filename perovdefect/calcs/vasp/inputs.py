@@ -173,8 +173,12 @@ def write_vasp_inputs(record: StructureRecord, protocol: Protocol, directory: st
                       user_incar: dict[str, Any] | None = None,
                       magmom_per_atom: float | None = None,
                       potcar_symbols: dict[str, str] | None = None,
-                      potcar_functional: str = "PBE_54") -> VaspInputs:
-    """Write INCAR, KPOINTS, POSCAR (and POTCAR when configured, else POTCAR.spec)."""
+                      potcar_functional: str = "PBE_54",
+                      nbands_multiple: int = 8) -> VaspInputs:
+    """Write INCAR, KPOINTS, POSCAR (and POTCAR when configured, else POTCAR.spec). A
+    protocol with an excitation gets the DeltaSCF tags of perovdefect.calcs.vasp.deltascf over
+    the ground state's and the user's (NBANDS: the user's when it holds the promoted electron,
+    else a multiple of nbands_multiple)."""
     from pymatgen.io.vasp import Kpoints
     from pymatgen.io.vasp.sets import MPRelaxSet, MPStaticSet
     directory = Path(directory)
@@ -184,11 +188,15 @@ def write_vasp_inputs(record: StructureRecord, protocol: Protocol, directory: st
     structure = _vasp_structure(record)
     tags = incar_settings(record, protocol, magmom_per_atom, potcar_symbols, potcar_functional)
     tags.update(user_incar or {})
-    magmom = tags.pop("MAGMOM", None)  # pymatgen takes per-element moments; set ours below
     from perovdefect.calcs.kpoints import monkhorst_pack
     mesh = monkhorst_pack(record.atoms, protocol)
     kpoints = Kpoints.gamma_automatic(mesh)
     gamma_only = mesh == (1, 1, 1)
+    occupations, notes = None, []
+    if protocol.excitation:
+        occupations, notes = _excitation_tags(record, protocol, tags, mesh, potcar_symbols,
+                                              potcar_functional, nbands_multiple)
+    magmom = tags.pop("MAGMOM", None)  # pymatgen takes per-element moments; set ours below
     base = MPRelaxSet if protocol.task == "relax" else MPStaticSet
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -196,7 +204,6 @@ def write_vasp_inputs(record: StructureRecord, protocol: Protocol, directory: st
                    user_potcar_settings=potcar_symbols or POTCAR_SYMBOLS,
                    user_potcar_functional=potcar_functional)
         incar = vis.incar
-        notes: list[str] = []
         try:  # a real POTCAR when pymatgen has a POTCAR library (PMG_VASP_PSP_DIR)
             vis.write_input(str(directory))
             potcar_written = True
@@ -218,6 +225,34 @@ def write_vasp_inputs(record: StructureRecord, protocol: Protocol, directory: st
     exe = vasp_executable(protocol, gamma_only)
     (directory / "perovdefect_inputs.json").write_text(json.dumps(
         {"executable": exe, "protocol": protocol.as_dict(), "potcar_symbols": symbols,
-         "potcar_written": potcar_written, "notes": notes, "structure": record.summary()},
+         "potcar_written": potcar_written, "notes": notes, "structure": record.summary(),
+         "constrained_occupations": occupations.as_dict() if occupations else None},
         indent=1, default=str))
     return VaspInputs(directory, exe, dict(incar), potcar_written, symbols, notes)
+
+
+def _excitation_tags(record: StructureRecord, protocol: Protocol, tags: dict[str, Any],
+                     mesh: tuple[int, int, int], potcar_symbols: dict[str, str] | None,
+                     potcar_functional: str, nbands_multiple: int):
+    """Put the DeltaSCF tags of `protocol.excitation` into `tags` (in place, over the user's):
+    (ConstrainedOccupations, notes)."""
+    from perovdefect.calcs.vasp import deltascf
+    if tuple(mesh) != (1, 1, 1):
+        raise ProtocolError(f"vasp constrained occupations ({protocol.name}) need a Gamma-only "
+                            f"calculation, got the k-mesh {tuple(mesh)}: FERWE/FERDO list the "
+                            "bands of each irreducible k-point VASP chooses; set kpoints "
+                            "(1, 1, 1) and converge the supercell size instead")
+    n = valence_electrons(record, potcar_symbols, potcar_functional)
+    user_nbands = tags.get("NBANDS")
+    nbands = int(user_nbands) if user_nbands else deltascf.default_nbands(
+        n, len(record.atoms), nbands_multiple)
+    occ = deltascf.constrained_occupations(n, protocol.excitation, nbands)
+    new = deltascf.incar_tags(occ)
+    notes = [f"DeltaSCF {protocol.excitation}: {n} electrons, spin {occ.spin} band "
+             f"{occ.hole_band + 1} -> {occ.electron_band + 1} (1-based, as VASP counts), "
+             f"NBANDS {nbands}"]
+    overridden = sorted(k for k in new if k in tags and k != "NBANDS" and tags[k] != new[k])
+    if overridden:
+        notes.append(f"the excitation sets {overridden} over the ground-state/user values")
+    tags.update(new)
+    return occ, notes

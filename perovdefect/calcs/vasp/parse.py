@@ -10,6 +10,7 @@ import numpy as np
 from perovdefect.errors import ParseError
 from perovdefect.calcs.document import (ElectronicStructure, StructureData, build_document,
                                         functional_from_parameters)
+from perovdefect.calcs.theory import KPointSampling, LevelOfTheory, PotentialFile
 
 
 def parse_vasprun(path: str | Path, parse_projections: bool = False) -> ElectronicStructure:
@@ -64,12 +65,103 @@ def parse_vasprun(path: str | Path, parse_projections: bool = False) -> Electron
                   "n_kpoints": len(run.actual_kpoints), "vasp_version": run.vasp_version,
                   "potcars": run.potcar_symbols,
                   "electronic_converged": bool(run.converged_electronic),
-                  "ionic_converged": bool(run.converged_ionic)})
+                  "ionic_converged": bool(run.converged_ionic)},
+        theory=_vasprun_theory(run, functional_from_parameters(
+            lhfcalc, aexx, hfscreen, p.get("GGA") or run.incar.get("GGA")), aexx, hfscreen, soc))
     if parse_projections and run.projected_eigenvalues:
         doc.band_localization = _procar_localization(run, eig, occ, spins)
+    _check_constrained_occupations(doc, run.incar, occ, eig, path)
     if not converged:
         doc.warn_if_unconverged()
     return doc
+
+
+#: INCAR tags (as vasprun.xml's <parameters> echo them) that change total energies besides
+#: the functional, cutoff and k-points: doped's fatal_incar_mismatch_tags
+ENERGY_TAGS = ("PREC", "PRECFOCK", "LASPH", "LREAL", "ADDGRID", "GGA", "METAGGA", "LDAU",
+               "NKRED", "IVDW")
+#: ISMEAR -> smearing method (VASP manual)
+SMEARING = {-5: "tetrahedron (Bloechl)", -4: "tetrahedron", -3: "scan", -2: "fixed",
+            -1: "fermi-dirac", 0: "gaussian"}
+
+
+def potcar_files(titles: list[str]) -> list[PotentialFile]:
+    """POTCAR titles ("PAW_PBE Ga_d 06Jul2010", as vasprun.xml's atominfo or OUTCAR's TITEL
+    give them) -> one PotentialFile per element (name: the title without its date, version:
+    the date), sorted by element."""
+    out = {}
+    for title in titles:
+        words = title.split()
+        symbol = next((w for w in words[1:] if w[:1].isupper()), words[-1])
+        element = symbol.split("_")[0].split(".")[0]
+        version = words[-1] if len(words) > 2 else None
+        name = " ".join(words[:-1]) if version else title
+        out[element] = PotentialFile(element=element, name=name, version=version)
+    return [out[e] for e in sorted(out)]
+
+
+def _vasprun_theory(run, functional: str, aexx: float, hfscreen: float, soc: bool
+                    ) -> LevelOfTheory:
+    """The level of theory the run used, from vasprun.xml: ENMAX (the ENCUT VASP ran with),
+    the POTCARs VASP read (atominfo titles; no checksum in vasprun.xml), the KPOINTS
+    generation, the FFT grid (NGX/NGY/NGZ), ISMEAR/SIGMA and doped's energy-changing tags."""
+    p = run.parameters
+    ismear = p.get("ISMEAR")
+    return LevelOfTheory(
+        code="vasp", functional=functional, exact_exchange_fraction=aexx,
+        screening_inv_A=hfscreen, soc=soc,
+        cutoff_eV=None if p.get("ENMAX") is None else float(p["ENMAX"]),
+        basis_set="plane waves", potential_kind="POTCAR",
+        potentials=potcar_files(list(run.potcar_symbols)) or None,
+        kpoints=_vasprun_kpoints(run),
+        grid_points=[int(p[k]) for k in ("NGX", "NGY", "NGZ")] if all(
+            p.get(k) for k in ("NGX", "NGY", "NGZ")) else None,
+        smearing=None if ismear is None else SMEARING.get(int(ismear),
+                                                          f"methfessel-paxton {ismear}"),
+        smearing_width_eV=None if p.get("SIGMA") is None else float(p["SIGMA"]),
+        code_tags={k: _tag_text(p[k]) for k in ENERGY_TAGS if p.get(k) not in (None, "")})
+
+
+def _tag_text(value) -> str:
+    """A tag's value as compared text (doped compares strings by their first word, case
+    folded: vasprun.xml writes PREC 'accura' for INCAR's 'Accurate')."""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        return (value.split() or [""])[0].lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _vasprun_kpoints(run) -> KPointSampling | None:
+    from pymatgen.io.vasp.inputs import Kpoints
+    k = run.kpoints
+    if k is None:
+        return None
+    n_irr = len(run.actual_kpoints)
+    style = k.style
+    if style in (Kpoints.supported_modes.Gamma, Kpoints.supported_modes.Monkhorst) and k.kpts:
+        return KPointSampling(mesh=[int(x) for x in k.kpts[0]],
+                              shift=[float(x) for x in k.kpts_shift], n_irreducible=n_irr)
+    if style == Kpoints.supported_modes.Reciprocal:
+        return KPointSampling(explicit_frac=[[float(x) for x in kp] for kp in k.kpts],
+                              n_irreducible=n_irr)
+    return KPointSampling(n_irreducible=n_irr)
+
+
+def _check_constrained_occupations(doc: ElectronicStructure, incar, occ: np.ndarray,
+                                   eig: np.ndarray, path: Path) -> None:
+    """A DeltaSCF run (ISMEAR = -2 with FERWE/FERDO): record the promotion and whether the
+    last ionic step kept the occupations asked for; warn (document and Python) when not."""
+    from perovdefect.calcs.vasp.deltascf import occupation_check, requested_occupations
+    requested = requested_occupations(dict(incar or {}))
+    if requested is None:
+        return
+    summary, problems = occupation_check(requested, occ, eig, str(path))
+    doc.settings["constrained_occupations"] = summary
+    for msg in problems:
+        if msg not in doc.warnings:
+            doc.warnings.append(msg)
+        warnings.warn(msg, stacklevel=3)
 
 
 def _charge_from_atominfo(path: Path, nelect) -> float | None:

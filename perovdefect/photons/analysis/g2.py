@@ -20,38 +20,13 @@ background and fast multiexciton emission. M = 1 / (1 - g2(0)) for M equal emitt
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-
+from collections.abc import Sequence
 import numpy as np
 
 from perovdefect.errors import AnalysisError
 from perovdefect.photons.analysis.g2_kernel import cross_correlation_hist
+from perovdefect.photons.stats import G2
 from perovdefect.photons.stream import PhotonStream
-
-
-@dataclass
-class G2Result:
-    """Raw histogram (coincidences per bin; tau in ns), peak areas, g2(0) raw/corrected with
-    1-sigma Poisson errors, emitter number M with its error."""
-
-    tau_ns: list[float]
-    coincidences: list[int]
-    bin_width_ns: float
-    period_ns: float | None
-    peak_areas: dict[int, float] = field(default_factory=dict)
-    area_method: str = "windows"
-    g2_0_raw: float | None = None
-    g2_0: float | None = None
-    g2_0_err: float | None = None
-    n_emitters: float | None = None
-    n_emitters_err: float | None = None
-    rho: tuple[float, float] | None = None
-    gate_ns: float = 0.0
-    channels: tuple[int, int] = (0, 1)
-    photons: tuple[int, int] = (0, 0)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _channel_counts(stream: PhotonStream) -> dict[int, int]:
@@ -85,7 +60,7 @@ def _two_detectors(stream: PhotonStream, channels: tuple[int, int] | None,
 def correlate(stream: PhotonStream, window_ns: float = 500.0, bin_width_ns: float = 0.1,
               channels: tuple[int, int] | None = None, gate_ns: float = 0.0,
               mask: np.ndarray | None = None, times_ps: np.ndarray | None = None,
-              channel_counts: dict[int, int] | None = None) -> G2Result:
+              channel_counts: dict[int, int] | None = None) -> G2:
     """Cross-correlation histogram of detector B relative to detector A over +-window_ns.
     times_ps: the stream's `times_ps()` when the caller already has them."""
     a, b = _two_detectors(stream, channels, channel_counts)
@@ -107,7 +82,7 @@ def correlate(stream: PhotonStream, window_ns: float = 500.0, bin_width_ns: floa
 
 def correlate_times(ta: np.ndarray, tb: np.ndarray, window_ns: float = 500.0,
                     bin_width_ns: float = 0.1, period_ns: float | None = None,
-                    gate_ns: float = 0.0, channels: tuple[int, int] = (0, 1)) -> G2Result:
+                    gate_ns: float = 0.0, channels: tuple[int, int] = (0, 1)) -> G2:
     """Cross-correlation histogram of two detectors' arrival times (int64 ps). Unsorted input
     is sorted stably (T3 times are nearly sorted already: timsort's near-linear case); sorted
     input, the usual case for one detector, is used as it is."""
@@ -123,9 +98,10 @@ def correlate_times(ta: np.ndarray, tb: np.ndarray, window_ns: float = 500.0,
     tmin = -(nbins // 2) * bw
     hist = cross_correlation_hist(ta, tb, tmin, bw, nbins)
     tau = (tmin + (np.arange(nbins) + 0.5) * bw) / 1e3
-    return G2Result(tau_ns=tau.tolist(), coincidences=hist.tolist(), bin_width_ns=bw / 1e3,
-                    period_ns=period_ns, gate_ns=gate_ns, channels=tuple(channels),
-                    photons=(int(ta.size), int(tb.size)))
+    return G2(tau_ns=tau.tolist(), coincidences=hist.tolist(), bin_width_ns=bw / 1e3,
+              stored_bin_ns=bw / 1e3, period_ns=period_ns, gate_ns=gate_ns,
+              channels=[int(c) for c in channels],
+              photons_per_detector=[int(ta.size), int(tb.size)])
 
 
 def fitted_peak_areas(tau_ns: np.ndarray, hist: np.ndarray, period_ns: float,
@@ -150,9 +126,9 @@ def fitted_peak_areas(tau_ns: np.ndarray, hist: np.ndarray, period_ns: float,
     return {k: float(c) for k, c in zip(ks, coef) if abs(k) <= k_max}, cov
 
 
-def pulsed_g2_zero(result: G2Result, rho: tuple[float, float] | None = None,
+def pulsed_g2_zero(result: G2, rho: Sequence[float] | None = None,
                    n_side: int | None = None, background_area: float | None = None,
-                   decay_tau_ns: float | None = None) -> G2Result:
+                   decay_tau_ns: float | None = None) -> G2:
     """g2(0) from peak areas (full-period windows). Background correction either from the
     expected background coincidences per peak (`background_area`, E0 above) or, for a constant
     signal, from the signal fractions `rho`."""
@@ -208,8 +184,9 @@ def pulsed_g2_zero(result: G2Result, rho: tuple[float, float] | None = None,
             raise AnalysisError(f"signal fractions rho must be in (0, 1], got {rho}")
         g = (g_raw - (1 - r2)) / r2
         err = err_raw / r2
-    result.peak_areas = areas
-    result.g2_0_raw, result.g2_0, result.g2_0_err, result.rho = g_raw, g, err, rho
+    result.peak_areas = {str(k): float(a) for k, a in areas.items()}
+    result.g2_0_raw, result.g2_0, result.g2_0_err = float(g_raw), float(g), err
+    result.rho = None if rho is None else [float(r) for r in rho]
     if g < 1:
         result.n_emitters = 1.0 / (1.0 - g)
         result.n_emitters_err = err / (1.0 - g) ** 2
@@ -231,7 +208,7 @@ def g2_analysis(stream: PhotonStream, window_ns: float = 500.0, bin_width_ns: fl
                 decay_tau_ns: float | None = None, times_ps: np.ndarray | None = None,
                 bin_index: np.ndarray | None = None,
                 channel_counts: dict[int, int] | None = None,
-                active_s: float | None = None) -> G2Result:
+                active_s: float | None = None) -> G2:
     """Correlate, then pulsed g2(0) and M (background-corrected when background_cps is given).
 
     decay_tau_ns: the emitter's lifetime; when it exceeds a tenth of the laser period the peak
@@ -247,11 +224,11 @@ def g2_analysis(stream: PhotonStream, window_ns: float = 500.0, bin_width_ns: fl
         bg = background_cps if isinstance(background_cps, tuple) else (background_cps,) * 2
         e0 = background_coincidences(stream, bg, res.channels, gate_ns, mask,
                                      bin_index=bin_index, active_s=active_s,
-                                     photons=res.photons)
+                                     photons=tuple(res.photons_per_detector))
         cc = channel_counts or {}
         rho = (signal_fraction(stream, bg[0], res.channels[0], cc.get(res.channels[0])),
                signal_fraction(stream, bg[1], res.channels[1], cc.get(res.channels[1])))
-        res.rho = rho
+        res.rho = list(rho)
     if res.period_ns:
         if decay_tau_ns is None and stream.microtime is not None:
             decay_tau_ns = _lifetime_estimate(stream)

@@ -108,19 +108,15 @@ def _signal_fraction(fit, n_bins: int, period_ns: float) -> float | None:
     return float(min(max(1.0 - fit.background_per_bin * n_bins / fit.n_photons, 0.0), 1.0))
 
 
-def _g2_part(res, excitation_N: float | None, photons: str) -> G2:
+def _stored_g2(res: G2, excitation_N: float | None, photons: str) -> G2:
+    """The G2 of the correlation as the PhotonStats keeps it: the histogram at ~1 ns bins,
+    g2(0) read as BX/X too, and which photons it holds."""
     factor = max(1, int(round(1.0 / res.bin_width_ns)))  # store at ~1 ns bins
     tau, co = _rebin(np.asarray(res.tau_ns), np.asarray(res.coincidences), factor)
     r, r_err, method = bx_x_ratio(res.g2_0, res.g2_0_err, excitation_N)
-    return G2(tau_ns=tau, coincidences=[int(x) for x in co],
-              stored_bin_ns=res.bin_width_ns * factor,
-              bin_width_ns=res.bin_width_ns, period_ns=res.period_ns,
-              peak_areas={str(k): float(v) for k, v in res.peak_areas.items()},
-              area_method=res.area_method, g2_0_raw=res.g2_0_raw, g2_0=res.g2_0,
-              g2_0_err=res.g2_0_err, n_emitters=res.n_emitters,
-              n_emitters_err=res.n_emitters_err, bx_x_ratio=r, bx_x_ratio_err=r_err,
-              bx_x_method=method, rho=list(res.rho) if res.rho else None, gate_ns=res.gate_ns,
-              channels=[int(c) for c in res.channels], photons=photons)
+    return res.model_copy(update=dict(
+        tau_ns=tau, coincidences=[int(x) for x in co], stored_bin_ns=res.bin_width_ns * factor,
+        bx_x_ratio=r, bx_x_ratio_err=r_err, bx_x_method=method, photons=photons))
 
 
 # ------------------------------------------------------------------------------- settings
@@ -494,7 +490,7 @@ def g2_and_emitters(prep: Prepared, table: LevelTable, decays: LevelDecays | Non
             level_g2 = False
             res = correlate(stream, window_ns, s.g2_bin_ns, None, s.gate_ns, None,
                             prep.times_ps(), prep.channel_counts)
-    g2 = _g2_part(res, excitation_N, "all")
+    g2 = _stored_g2(res, excitation_N, "all")
     todo = [lv for lv in levels
             if level_g2 and lv.kind == "emitting" and lv.photons >= MIN_LEVEL_G2_PHOTONS]
     if todo and res.period_ns:
@@ -666,7 +662,8 @@ def _level_g2(stream: PhotonStream, levels: list[IntensityLevel], photon_level: 
             if bg_cps_per_detector is not None:
                 e0 = background_coincidences(
                     stream, (bg_cps_per_detector,) * 2, (a, b), gate_ns,
-                    active_s=lv.fraction * total_time, photons=r.photons)
+                    active_s=lv.fraction * total_time,
+                    photons=tuple(r.photons_per_detector))
             pulsed_g2_zero(r, res.rho, background_area=e0, decay_tau_ns=lv.tau_ns or tau_all)
         except AnalysisError:
             continue
