@@ -11,7 +11,6 @@ ROOT/luminescence.json (a LuminescenceResult with its charge_route)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +20,8 @@ from perovdefect.errors import AnalysisError
 from perovdefect.optics.assemble import assemble
 from perovdefect.optics.geometry import interpolate_geometries
 from perovdefect.optics.routes import ChargeRoute
-from perovdefect.optics.run import FRACTIONS, PERIODIC_KPOINTS, RESULT, LuminescenceResult
+from perovdefect.optics.run import (FRACTIONS, PERIODIC_KPOINTS, RESULT, LuminescenceResult,
+                                    image_distance_A, step_runner)
 from perovdefect.structures.record import StructureRecord
 
 NO_CORRECTION = ("no finite-size correction applied (E_corr(q_initial) - E_corr(q_final) of "
@@ -83,16 +83,7 @@ def run_charge_luminescence(initial: StructureRecord, final: StructureRecord,
     physics = {k: v for k, v in physics.items() if k != "charge"}
     if not physics.get("kpoints") and not physics.get("kpoint_density_inv_A"):
         physics["kpoints"] = PERIODIC_KPOINTS
-    timings: dict[str, float] = {}
-
-    def step(rec: StructureRecord, p: Protocol, name: str):
-        t0 = time.perf_counter()
-        doc, skipped = backend.execute(rec, p, root / name, resources or {})
-        timings[name] = round(float(doc.settings.get("wall_time_s") or 0.0) if skipped
-                              else time.perf_counter() - t0, 1)
-        log(f"  {name}: E = {doc.total_energy_eV:.4f} eV, {timings[name]:.0f} s"
-            + (" (done before)" if skipped else ""))
-        return doc
+    step, timings = step_runner(backend, root, resources, log)
 
     minima = {}
     for rec, q in ((final, q_f), (initial, q_i)):
@@ -121,7 +112,6 @@ def run_charge_luminescence(initial: StructureRecord, final: StructureRecord,
                                                                 else "given"),
                         initial_offset_eV=offset)
     static = Protocol(**physics)
-    from perovdefect.structures.supercells import image_distance
     result = assemble(
         minima[q_f].atoms, minima[q_i].atoms, fractions, energies[q_f], fractions,
         [e + offset for e in energies[q_i]], temperature_K=temperature_K,
@@ -129,7 +119,7 @@ def run_charge_luminescence(initial: StructureRecord, final: StructureRecord,
         measured_fwhm_nm=measured_fwhm_nm,
         warnings=[NO_CORRECTION] if correction_eV is None else [],
         structure=final.name, model="periodic", n_atoms=len(final.atoms), charge=q_f,
-        image_distance_A=round(image_distance(final.atoms.cell.array), 3),
+        image_distance_A=image_distance_A(final.atoms),
         kpoints=list(static.kpoints) if static.kpoints else None, code=backend.name,
         level_of_theory=static.label, excitation=describe(q_i, q_f), charge_route=route,
         timings_s=timings)

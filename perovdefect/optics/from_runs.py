@@ -30,7 +30,7 @@ from perovdefect.calcs.occupations import promotion
 from perovdefect.errors import AnalysisError, ParseError
 from perovdefect.optics.assemble import assemble
 from perovdefect.optics.routes import ChargeRoute, RunPoint, RunsSource
-from perovdefect.optics.run import LuminescenceResult
+from perovdefect.optics.run import LuminescenceResult, image_distance_A
 
 #: a geometry farther than this fraction of Delta Q (+ OFF_PATH_ABS) from the line through the
 #: two minima is off the path (codes print fractional positions to ~1e-8)
@@ -252,7 +252,7 @@ def luminescence_from_runs(root: str | Path, charges: tuple[int, int] | None = N
         structure=f"{atoms.get_chemical_formula()} ({root.resolve().name})",
         model="periodic" if periodic else "cluster",
         n_atoms=len(atoms), charge=int(round(doc.charge or 0)),
-        image_distance_A=_image_distance(atoms) if periodic else None, code=doc.code,
+        image_distance_A=image_distance_A(atoms) if periodic else None, code=doc.code,
         level_of_theory=doc.level_of_theory, excitation=_excitation(route, excited.doc,
                                                                     charges),
         charge_route=route_part,
@@ -285,11 +285,6 @@ def _one_per_geometry(runs: list[Run], notes: list[str], root: Path) -> list[Run
             continue
         out.append(r)
     return out
-
-
-def _image_distance(atoms) -> float:
-    from perovdefect.structures.supercells import image_distance
-    return round(image_distance(atoms.cell.array), 3)
 
 
 def _excitation(route: str, doc: ElectronicStructure, charges) -> str:

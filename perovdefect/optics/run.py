@@ -17,13 +17,10 @@ from perovdefect.calcs.backend import Backend
 from perovdefect.calcs.protocol import Protocol
 from perovdefect.documents import Document, Part
 from perovdefect.errors import AnalysisError
-from perovdefect.optics.ccd import cc_diagram_from_geometries
 from perovdefect.optics.documents import CCDiagram, DeltaSCFTransitions, PLComparison, PLSpectrum
 from perovdefect.optics.geometry import interpolate_geometries
-from perovdefect.optics.lineshape import compare_with_measurement, pl_spectrum
 from perovdefect.optics.radiative import OpticalTransition
 from perovdefect.optics.routes import ChargeRoute, RunsSource
-from perovdefect.optics.vertical import delta_scf_transitions
 from perovdefect.structures.record import StructureRecord
 
 RESULT = "luminescence.json"
@@ -131,17 +128,7 @@ def run_luminescence(record: StructureRecord, backend: Backend, root: str | Path
     excited_p = Protocol(name="relax-excited", task="relax", excitation=excitation, **physics)
     backend.check(record, excited_p)
 
-    timings: dict[str, float] = {}
-
-    def step(rec, p, name):
-        t0 = time.perf_counter()
-        doc, skipped = backend.execute(rec, p, root / name, resources)
-        # a step done before keeps the wall time its run recorded (code-side, if any)
-        timings[name] = round(float(doc.settings.get("wall_time_s") or 0.0) if skipped
-                              else time.perf_counter() - t0, 1)
-        log(f"  {name}: E = {doc.total_energy_eV:.4f} eV, {timings[name]:.0f} s"
-            + (" (done before)" if skipped else ""))
-        return doc
+    step, timings = step_runner(backend, root, resources, log)
 
     step(record, ground_p, "relax-ground")
     ground = backend.relaxed_structure(root / "relax-ground", record)
@@ -158,32 +145,49 @@ def run_luminescence(record: StructureRecord, backend: Backend, root: str | Path
                    .total_energy_eV)
         e_e.append(step(rec, Protocol(name="cc-excited", excitation=excitation, **physics),
                         f"cc-excited{tag}").total_energy_eV)
-    i0, i1 = fractions.index(0.0), fractions.index(1.0)
-    dscf = delta_scf_transitions(e_g[i0], e_e[i0], e_g[i1], e_e[i1])
-    cc = cc_diagram_from_geometries(ground.atoms, excited.atoms, fractions, e_g, fractions, e_e)
-    spectrum = pl_spectrum(cc, temperature_K, broadening_fwhm_meV=broadening_fwhm_meV)
-    comparison = None
-    if measured_peak_nm and measured_fwhm_nm:
-        comparison = compare_with_measurement(spectrum, measured_peak_nm, measured_fwhm_nm)
+    # one assembly (CC diagram, vertical transitions, line shape) for every route; imported
+    # here: optics.assemble builds LuminescenceResult, defined in this module
+    from perovdefect.optics.assemble import assemble
     static = Protocol(**physics)
-    radiative = _radiative(root / f"cc-excited{fractions[i1]:+.2f}", excitation, cc.e_em_eV,
-                           log)
-    result = LuminescenceResult(
+    result = assemble(
+        ground.atoms, excited.atoms, fractions, e_g, fractions, e_e,
+        temperature_K=temperature_K, broadening_fwhm_meV=broadening_fwhm_meV,
+        measured_peak_nm=measured_peak_nm, measured_fwhm_nm=measured_fwhm_nm,
         structure=record.name, model="periodic" if periodic else "cluster",
         n_atoms=len(record.atoms), charge=record.charge,
-        image_distance_A=_image_distance(record) if periodic else None,
-        kpoints=list(static.kpoints) if static.kpoints else None, code=backend.name, level_of_theory=static.label,
-        excitation=excitation, temperature_K=temperature_K, fractions=list(fractions),
-        ground_energies_eV=e_g, excited_energies_eV=e_e, delta_scf=dscf, cc=cc,
-        spectrum=spectrum, comparison=comparison, radiative=radiative[0], timings_s=timings,
-        warnings=[*cc.warnings, *dscf.warnings, *radiative[1]])
+        image_distance_A=image_distance_A(record.atoms) if periodic else None,
+        kpoints=list(static.kpoints) if static.kpoints else None, code=backend.name,
+        level_of_theory=static.label, excitation=excitation, timings_s=timings)
+    result.radiative, why = _radiative(root / f"cc-excited{1.0:+.2f}", excitation,
+                                       result.cc.e_em_eV, log)
+    result.warnings.extend(why)
     result.to_json(root / RESULT, indent=1)
     return result
 
 
-def _image_distance(record: StructureRecord) -> float:
+def image_distance_A(atoms) -> float:
+    """Shortest distance between periodic images of a cell (A, to 1 mA), as results store it."""
     from perovdefect.structures.supercells import image_distance
-    return round(image_distance(record.atoms.cell.array), 3)
+    return round(image_distance(atoms.cell.array), 3)
+
+
+def step_runner(backend: Backend, root: Path, resources: dict | None,
+                log: Callable[[str], None]) -> tuple[Callable, dict[str, float]]:
+    """(step, timings): step(record, protocol, name) runs one durable backend step in
+    ROOT/name, logs its energy and wall time and returns its document; timings[name] (s) is
+    the wall time as run, or for a step done before the wall time its run recorded."""
+    timings: dict[str, float] = {}
+
+    def step(rec: StructureRecord, p: Protocol, name: str):
+        t0 = time.perf_counter()
+        doc, skipped = backend.execute(rec, p, root / name, resources or {})
+        timings[name] = round(float(doc.settings.get("wall_time_s") or 0.0) if skipped
+                              else time.perf_counter() - t0, 1)
+        log(f"  {name}: E = {doc.total_energy_eV:.4f} eV, {timings[name]:.0f} s"
+            + (" (done before)" if skipped else ""))
+        return doc
+
+    return step, timings
 
 
 def _radiative(run_dir: Path, excitation: str, emission_eV: float,
