@@ -92,7 +92,6 @@ def run_demo(out_dir: str | Path = "demo-out", tier: str = "pbe", quick: bool = 
     from perovdefect.photons.io.ptu_write import write_ptu
     from perovdefect.photons.simulate import simulate
     from perovdefect.report import ReportInputs, build_report
-    from perovdefect.report.build import load_campaign_results_table
     from perovdefect.structures import build_cluster
     from perovdefect.workflows import campaign as camp
     from perovdefect.calcs.backend import local_backend
@@ -131,17 +130,17 @@ def run_demo(out_dir: str | Path = "demo-out", tier: str = "pbe", quick: bool = 
             f"{sub['already_present']})")
         t = time.time()
         camp.run(project, progress=progress)
-        results = load_campaign_results_table(camp.collect(
-            project, output=out / "campaign_results.json"))
+        results = camp.collect(project, output=out / "campaign_results.json")
         timings["dft_s"] = round(time.time() - t, 1)
-        analyses, steps = results["analyses"], results["steps"]
+        analyses = list(results.analyses)
+        steps = [row.model_dump() for row in results.steps]
         for a in analyses:
             for label, d in a.defects.items():
                 log(f"      host gap {a.host.gap_eV:.3f} eV; {label} Kohn-Sham screen (a "
                     "level, not the emission): "
                     + (d.verdict.text if d.verdict else "no in-gap states"))
     else:
-        log("[3/6] DFT skipped (--no-dft)")
+        log("[3/6] DFT skipped, as asked")
         timings["dft_s"] = 0.0
 
     lum = predicted_emission(peak, log)

@@ -6,7 +6,7 @@
 #  - otherwise says what to install, and installs without GPAW if its libraries are missing.
 # Environment: PYTHON (default python3), PEROVDEFECT_GPAW=0 to skip GPAW, PEROVDEFECT_QE=0 to
 #              skip Quantum ESPRESSO, PEROVDEFECT_CHROMIUM=0 to skip chromium,
-#              PEROVDEFECT_EXTRAS (default: qe,test,efnv).
+#              PEROVDEFECT_EXTRAS (default: qe,test,efnv,shakenbreak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -32,7 +32,7 @@ if [ -n "$missing" ]; then
   fi
 fi
 
-extras=${PEROVDEFECT_EXTRAS:-qe,test,efnv}
+extras=${PEROVDEFECT_EXTRAS:-qe,test,efnv,shakenbreak}
 if [ "$GPAW" = 1 ]; then
   if [ -e /usr/include/xc.h ] && command -v mpicc >/dev/null 2>&1; then
     extras="gpaw,$extras"

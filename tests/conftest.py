@@ -26,3 +26,39 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "perovdefect", *args], capture_output=True,
                           text=True, cwd=cwd, env=full_env, timeout=900)
+
+
+def luminescence_json(text: str) -> dict:
+    """`perovdefect luminescence ... --json` output: it must be the LuminescenceResult document
+    itself (validated here); returned with its summary's derived keys (zpl_eV, ...) merged in."""
+    import json
+
+    from perovdefect.optics.run import LuminescenceResult
+    doc = LuminescenceResult.from_dict(json.loads(text), "luminescence --json")
+    return {**json.loads(text), **doc.summary()}
+
+
+def html_text(html: str) -> str:
+    """The text a reader sees in a report's HTML: the data between the tags, the style sheet
+    left out (attributes, e.g. the figures' base64 data, are not text)."""
+    from html.parser import HTMLParser
+
+    class _Text(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.parts: list[str] = []
+            self._skip = False
+
+        def handle_starttag(self, tag, attrs):
+            self._skip = tag == "style"
+
+        def handle_endtag(self, tag):
+            self._skip = False
+
+        def handle_data(self, data):
+            if not self._skip:
+                self.parts.append(data)
+
+    p = _Text()
+    p.feed(html)
+    return " ".join(p.parts)

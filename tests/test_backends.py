@@ -40,8 +40,8 @@ class FakeBackend(Backend):
             {"symbols": record.atoms.get_chemical_symbols(), "protocol": protocol.as_dict(),
              "vacancy": bool(record.metadata.get("vacancy"))}))
 
-    def run(self, directory: Path, resources: dict[str, Any], log: Callable | None = None
-            ) -> None:
+    def run(self, record: StructureRecord, protocol: Protocol, directory: Path,
+            resources: dict[str, Any], log: Callable | None = None) -> None:
         job = json.loads((directory / "input.json").read_text())
         if job["protocol"]["name"] == self.settings["fail_step"]:
             raise RuntimeError(f"fakecode crashed in step {job['protocol']['name']}")

@@ -185,7 +185,7 @@ def test_outputs_are_replaced_only_with_force(tmp_path):
     from perovdefect.workflows.queue import write_qadapter
     out = tmp_path / "q.yaml"
     out.write_text("keep: me\n")
-    with pytest.raises(CampaignError, match="exists; give --force"):
+    with pytest.raises(CampaignError, match="exists; not overwritten without `force`"):
         write_qadapter(Resources(), "slurm", out, lp, fw)
     assert out.read_text() == "keep: me\n"
     write_qadapter(Resources(nodes=2), "pbs", out, lp, fw, force=True)

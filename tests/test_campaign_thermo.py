@@ -119,14 +119,22 @@ def test_competing_phase_campaign_gives_limits_like_pymatgen(tmp_path):
     beside a cluster model: the limits the campaign writes equal pymatgen's phase diagram built
     here from the raw energies, the formation enthalpy of CsBr is close to experiment, and
     `collect` gives the model's formation energies at those limits (checked by hand here) that
-    `report --campaign` draws."""
+    `report --campaign` draws. Beside it a periodic CsPbBr3 model with two defect types (V_Br
+    and V_Cs, the unit cell: a bookkeeping check, not converged physics): the typed table holds
+    one formation entry per defect type, equal to `perovdefect formation` on the same runs, and
+    the concentrations at a synthesis temperature (the cluster model is refused by name)."""
     from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
     from pymatgen.core import Composition
 
     from perovdefect.thermo.data import experimental_formation_enthalpy
-    camp = write(tmp_path, thermodynamics={
-        "hosts": ["CsBr", "Cs4PbBr6"], "phases": ["Cs", "Pb", "Br2", "CsBr", "Cs4PbBr6"],
-        "relax": False, "kpoint_density_inv_A": 1.5, "settings": {"smearing_eV": 0.05}})
+    periodic = {"compound": "CsPbBr3-cubic", "model": "supercell", "defects": ["V_Br", "V_Cs"],
+                "charges": [0]}
+    camp = write(tmp_path, models=[CLUSTER, periodic],
+                 protocol={"kpoint_density_inv_A": 1.5}, thermodynamics={
+        "hosts": ["CsBr", "Cs4PbBr6", "CsPbBr3"],
+        "phases": ["Cs", "Pb", "Br2", "CsBr", "CsPbBr3", "Cs4PbBr6"],
+        "relax": False, "kpoint_density_inv_A": 1.5, "settings": {"smearing_eV": 0.05},
+        "temperature_K": 1000})
     proj = tmp_path / "proj"
     for args in (("submit", str(camp)), ("run",)):
         r = run_cli("campaign", *args, "--project", str(proj))
@@ -135,7 +143,7 @@ def test_competing_phase_campaign_gives_limits_like_pymatgen(tmp_path):
     assert r.returncode == 0, r.stderr
     table = json.loads((tmp_path / "res.json").read_text())
     phases = {row["label"]: row for row in table["steps"] if row["role"] == "phase"}
-    assert sorted(phases) == ["Br2", "Cs", "Cs4PbBr6", "CsBr", "Pb"]
+    assert sorted(phases) == ["Br2", "Cs", "Cs4PbBr6", "CsBr", "CsPbBr3", "Pb"]
     assert all(p["converged"] for p in phases.values())
     thermo = table["thermodynamics"]["thermo"]
     # independent: pymatgen's phase diagram from the raw total energies of the step results
@@ -162,8 +170,9 @@ def test_competing_phase_campaign_gives_limits_like_pymatgen(tmp_path):
             total = sum(comp[el] * lim["delta_mu_eV"].get(el, 0.0) for el in lim["delta_mu_eV"])
             assert total == pytest.approx(dh(host), abs=1e-5), (host, lim["label"])
     assert "Cs" in thermo["regions"]["CsBr"]["limits"][-1]["competing_phases"]
+    check_two_defect_types(table, tmp_path)
     # formation energies of the cluster model at the Cs4PbBr6 limits: E_def - E_host + mu_Br
-    (form,) = table["formation"]
+    (form,) = [f for f in table["formation"] if f["model"] == "Cs4PbBr6_pbbr6-octahedron"]
     assert form["model"] == "Cs4PbBr6_pbbr6-octahedron" and "result" in form, form
     res = form["result"]
     assert res["correction"].startswith("none (isolated cluster)")
@@ -188,7 +197,7 @@ def test_competing_phase_campaign_gives_limits_like_pymatgen(tmp_path):
                     "--chempots", chempots, "--compound", "Cs4PbBr6", "--json")
         assert r.returncode == 0, r.stderr
         out = json.loads(r.stdout)
-        for at_limit in out["formation_energies"]:
+        for at_limit in out["diagram"]["formation_energies"]:
             (q0,) = at_limit["formation_energies"]
             assert q0["at_vbm_eV"] == pytest.approx(e_def - e_host + mu_br[at_limit["limit"]],
                                                     abs=1e-6)
@@ -216,6 +225,39 @@ def test_competing_phase_campaign_gives_limits_like_pymatgen(tmp_path):
     pbe0 = host.model_copy(update={"functional": "PBE0", "exact_exchange_fraction": 0.25})
     with pytest.raises(AnalysisError, match="level of theory"):
         read_chemical_potentials(limits_file, pbe0)
+
+
+def check_two_defect_types(table: dict, tmp_path: Path) -> None:
+    """The periodic CsPbBr3 model: a formation entry per defect type, each equal to `perovdefect
+    formation` on the same runs at the campaign's CsPbBr3 limits; the Fermi level and the
+    concentrations of both defects at 1000 K; the cluster model refused by name."""
+    from perovdefect.workflows.table import CampaignTable
+    typed = CampaignTable.from_json(tmp_path / "res.json")
+    model = "CsPbBr3-cubic_supercell-unit"
+    entries = {f.defect: f for f in typed.formation if f.model == model}
+    assert sorted(entries) == ["V_Br", "V_Cs"], typed.formation
+    rows = {r.label: r for r in typed.steps if r.model == model and r.step == "pbe"}
+    assert {r.defect for r in rows.values()} == {None, "V_Br", "V_Cs"}
+    assert rows["V_Br_q0"].sites_per_cell == 3 and rows["V_Cs_q0"].sites_per_cell == 1
+    limits_json = next((tmp_path / "proj" / "runs").rglob("thermodynamics.json"))
+    for defect, entry in entries.items():
+        assert entry.result is not None, entry.problem
+        assert entry.result.diagram.defect == defect
+        r = run_cli("formation", "--bulk", rows["host"].run_dir, "--defect",
+                    rows[f"{defect}_q0"].run_dir, "--chempots", str(limits_json),
+                    "--compound", "CsPbBr3", "--name", defect, "--json")
+        assert r.returncode == 0, r.stderr
+        by_limit = {lim["limit"]: lim["formation_energies"][0]["at_vbm_eV"]
+                    for lim in json.loads(r.stdout)["diagram"]["formation_energies"]}
+        ours = {lim.limit: lim.formation_energies[0].at_vbm_eV
+                for lim in entry.result.diagram.formation_energies}
+        assert ours == pytest.approx(by_limit, abs=1e-9) and len(ours) >= 2
+    (conc,) = [c for c in typed.concentrations if c.model == model]
+    assert conc.result is not None, conc.problem
+    assert sorted(conc.result.defects) == ["V_Br", "V_Cs"]
+    assert conc.result.sites_per_cell == {"V_Br": 3.0, "V_Cs": 1.0}
+    (cluster,) = [c for c in typed.concentrations if c.model != model]
+    assert cluster.result is None and "cluster" in cluster.problem
 
 
 def _formula(run_dir: Path) -> str:

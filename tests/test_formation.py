@@ -46,7 +46,7 @@ def test_bad_inputs_are_clear_errors():
         formation_from_calculations(HOST, [_doc(vac, CELL, -195.0, 1, "d", code="other")])
     with pytest.raises(AnalysisError, match="levels of theory differ"):
         formation_from_calculations(HOST, [_doc(vac, CELL, -195.0, 1, "d", functional="HSE06")])
-    with pytest.raises(AnalysisError, match="charge is unknown.*--charge d=Q"):
+    with pytest.raises(AnalysisError, match="charge is unknown.*give it with `charges`"):
         formation_from_calculations(HOST, [_doc(vac, CELL, -195.0, None, "d")])
     with pytest.raises(AnalysisError, match="cell differs from the host"):
         formation_from_calculations(HOST, [_doc(vac, (np.eye(3) * 17.7).tolist(), -195.0, 1,
@@ -56,12 +56,12 @@ def test_bad_inputs_are_clear_errors():
                                                 -600.0, 1, "big")])
     with pytest.raises(AnalysisError, match="charge \\+1 given twice"):
         formation_from_calculations(HOST, [ok, _doc(vac, CELL, -196.0, 1, "again")])
-    with pytest.raises(AnalysisError, match="positive --dielectric"):
+    with pytest.raises(AnalysisError, match="positive dielectric constant `dielectric`"):
         formation_from_calculations(HOST, [ok], correction="fnv")
     # a given charge fills what the output lacks
     res = formation_from_calculations(HOST, [_doc(vac, CELL, -195.0, None, "d")],
                                       charges={"d": 1}, correction="none")
-    assert res.charges_from == {"d": "given (--charge)"} and res.correction == "none"
+    assert res.charges_from == {"d": "given by the user"} and res.correction == "none"
     assert [c.name for s in res.diagram.charge_states for c in s.corrections] == ["none"]
 
 
@@ -110,7 +110,10 @@ def test_periodic_vbr_formation_fnv_and_levels(cspbbr3_vbr, tmp_path):
                 "--defect", str(root / "q0"), "--correction", "fnv", "--dielectric", str(EPS),
                 "--chempots", str(mus), "--json", "-o", str(tmp_path / "formation.json"))
     assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
+    out = json.loads(r.stdout)  # the FormationResult document -o wrote
+    assert out == json.loads((tmp_path / "formation.json").read_text())
+    dg = out["diagram"]
+    corrections = {s["charge"]: s["corrections"] for s in dg["charge_states"]}
     # the report draws it: formation-energy diagram with the transition levels
     rep = run_cli("report", "--formation", str(tmp_path / "formation.json"), "-o",
                   str(tmp_path / "report"))
@@ -119,8 +122,8 @@ def test_periodic_vbr_formation_fnv_and_levels(cspbbr3_vbr, tmp_path):
     assert model["formation"][0]["correction"] == "fnv"
     assert (tmp_path / "report" / "figures" / "formation0.png").stat().st_size > 5000
     assert out["correction"] == "fnv"
-    fnv = out["corrections"]["1"][0]
-    assert out["corrections"]["0"][0]["energy_eV"] == 0.0
+    fnv = corrections[1][0]
+    assert corrections[0][0]["energy_eV"] == 0.0
     # a positive charge in a periodic cell is over-bound by its images: the correction is
     # positive, and its point-charge term is the Madelung energy q^2 alpha / (2 eps L)
     from pymatgen.analysis.ewald import EwaldSummation
@@ -158,18 +161,18 @@ def test_periodic_vbr_formation_fnv_and_levels(cspbbr3_vbr, tmp_path):
     assert near_edge and all(s.kind == "perturbed_host" for s in near_edge)
     # formation energies: slope q, and the (+1/0) crossing where they meet
     by_limit = {fe["limit"]: {c["charge"]: c["at_vbm_eV"] for c in fe["formation_energies"]}
-                for fe in out["formation_energies"]}
+                for fe in dg["formation_energies"]}
     rich, poor = by_limit["Br-rich"], by_limit["Br-poor"]
     assert rich[0] - poor[0] == pytest.approx(1.5, abs=1e-9)  # V_Br costs more when Br-rich
     level = rich[0] - rich[1]  # E_f(+1) = E_f(0) at E_F = level
-    levels = out["transition_levels"] + out["levels_outside_gap"]
+    levels = dg["transition_levels"] + dg["levels_outside_gap"]
     assert [lv["charges"] for lv in levels] == [[1, 0]]
     assert levels[0]["level_above_vbm_eV"] == pytest.approx(level, abs=1e-6)
     # unrelaxed, Gamma-only, small basis: the (+1/0) level falls inside this PBE gap (measured
     # here: 0.53 eV above the VBM in a 1.56 eV gap); it must be where the lines cross
     print(f"eps(+1/0) = VBM + {level:.3f} eV (gap {host.gap_eV:.3f} eV), FNV(+1) "
           f"{fnv['energy_eV']:.3f} eV vs point-charge Madelung {madelung:.3f} eV")
-    assert 0.0 < level < host.gap_eV and out["transition_levels"]
+    assert 0.0 < level < host.gap_eV and dg["transition_levels"]
     # independent: pymatgen-analysis-defects' DefectEntry on the same numbers (its energy
     # difference and vacancy bookkeeping; the diagram algebra is cross-checked in test_thermo)
     from pymatgen.analysis.defects.core import Vacancy

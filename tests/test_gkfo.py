@@ -331,9 +331,9 @@ def test_refusals(cells):
              _doc(moved, 0, source="fin3"))
     _refused("final calculation fin4 has no site potentials", host, ini,
              _doc(plus, 0, potentials=False, source="fin4"))
-    _refused("no total dielectric constant for Cs4PbBr6.*pass dielectric_total", host, ini, fin,
+    _refused("no total dielectric constant for Cs4PbBr6.*pass `dielectric_total`", host, ini, fin,
              compound="Cs4PbBr6")
-    _refused("no electronic dielectric constant for Cs4PbBr6.*pass dielectric_electronic",
+    _refused("no electronic dielectric constant for Cs4PbBr6.*pass `dielectric_electronic`",
              host, ini, fin, compound="Cs4PbBr6", dielectric_total=20.0)
     _refused("exceeds the total", host, ini, fin, dielectric_total=3.0,
              dielectric_electronic=5.0)

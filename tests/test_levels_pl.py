@@ -108,10 +108,10 @@ def test_mixed_codes_refused_unless_allowed():
     host = doc([-8.0, -6.0, -2.1], [1, 1, 0])
     other = doc([-8.0, -6.0, -2.1], [1, 1, 0]).model_copy(update={"code": "other",
                                                                   "functional": "LDA"})
-    with pytest.raises(AnalysisError, match="codes differ.*allow-mixed"):
+    with pytest.raises(AnalysisError, match="codes differ.*`allow_mixed`"):
         find_in_gap_states(host, other)
     lv = find_in_gap_states(host, other, allow_mixed=True)
-    assert lv.mixed_levels_of_theory and any("--allow-mixed" in w for w in lv.warnings)
+    assert lv.mixed_levels_of_theory and any("`allow_mixed`" in w for w in lv.warnings)
 
 
 def test_potential_alignment_for_periodic_cells():

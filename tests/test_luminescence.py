@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from perovdefect.calcs.gpaw import gpaw_available
-from tests.conftest import run_cli
+from tests.conftest import luminescence_json, run_cli
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not gpaw_available(), reason="GPAW not installed")]
@@ -90,7 +90,7 @@ def test_luminescence_cli_reads_the_result(lum_dir):
     root, r = lum_dir
     out = run_cli("luminescence", str(root), "--json", "--pl-nm", "517", "--pl-fwhm-nm", "14")
     assert out.returncode == 0, out.stderr
-    d = json.loads(out.stdout)
+    d = luminescence_json(out.stdout)
     for key in ("zpl_eV", "absorption_eV", "emission_eV", "delta_q_amu05_A",
                 "hbar_omega_ground_meV", "hbar_omega_excited_meV", "huang_rhys_ground",
                 "huang_rhys_excited", "predicted_pl_peak_eV", "predicted_pl_fwhm_nm"):

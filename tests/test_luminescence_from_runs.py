@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import luminescence_json, run_cli
 from tests.test_vasp_luminescence import curvature, huang_rhys
 
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -99,9 +99,8 @@ def gan_tree(tmp_path_factory, shared_data) -> dict:
 
 
 def from_runs(root: Path, *args: str):
-    import json
     r = run_cli("luminescence", str(root), "--from-runs", *args, "--json")
-    return r, (json.loads(r.stdout) if r.returncode == 0 else None)
+    return r, (luminescence_json(r.stdout) if r.returncode == 0 else None)
 
 
 def one_line_error(r, *words: str) -> None:

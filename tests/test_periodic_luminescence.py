@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from perovdefect.calcs.gpaw import gpaw_available
-from tests.conftest import run_cli
+from tests.conftest import luminescence_json, run_cli
 
 needs_gpaw = pytest.mark.skipif(not gpaw_available(), reason="GPAW not installed")
 
@@ -104,10 +104,10 @@ def periodic_chain(tmp_path_factory):
     poscar = small_vacancy_cell().write(root / "POSCAR")
     out = run_cli("luminescence", str(root / "lum"), "--compute", "--structure", str(poscar),
                   "--setting", "basis=szp(dzp)", "--setting", "grid_spacing_A=0.3",
-                  "--setting", "relax_fmax_eV_per_A=0.05", "--setting", "relax_max_steps=8",
+                  "--setting", "relax_fmax_eV_per_A=0.05", "--setting", "relax_max_steps=5",
                   "--pl-nm", "517", "--pl-fwhm-nm", "14", "--json")
     assert out.returncode == 0, out.stderr[-3000:]
-    return root, json.loads(out.stdout)
+    return root, luminescence_json(out.stdout)
 
 
 @pytest.mark.slow

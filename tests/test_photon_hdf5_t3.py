@@ -120,11 +120,11 @@ def test_unknown_rate_is_stated_and_rep_rate_supplies_it(tmp_path):
     h5 = read_photons(path)
     assert h5.sync_rate_hz is None
     assert h5.info()["sync_rate_source"].startswith("unknown")
-    assert any("--rep-rate-mhz" in w for w in h5.header["warnings"])
+    assert any("`rep_rate_hz`" in w for w in h5.header["warnings"])
     st = analyze_stream(h5, biexponential=False)
     assert st.g2.g2_0 is None and "repetition rate" in st.g2.interpretation
     given = read_photons(path, rep_rate_hz=5e6)
-    assert given.info()["sync_rate_source"] == "given (--rep-rate-mhz)"
+    assert given.info()["sync_rate_source"] == "given by the user"
     ref = analyze_stream(read_photons(write_ptu(tmp_path / "u.ptu", s)), biexponential=False)
     got = analyze_stream(given, biexponential=False)
     assert got.g2.n_emitters == pytest.approx(ref.g2.n_emitters, abs=1e-9)

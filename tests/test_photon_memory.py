@@ -67,7 +67,7 @@ def test_plan_refuses_and_lowers_workers():
     n8, n7 = 100_000_000, 10_000_000
     workers, refused, note = memory.plan({"a": n8, "b": n7, "c": None}, 2, 3_000_000_000)
     assert workers == 2 and note is None and set(refused) == {"a"}
-    assert "4.3 GB" in refused["a"] and "--max-memory-gb" in refused["a"]
+    assert "4.3 GB" in refused["a"] and "`max_memory_gb`" in refused["a"]
     workers, refused, note = memory.plan({"a": n8, "b": n8}, 2, 8_000_000_000)
     assert workers == 1 and not refused and "1 worker(s) instead of 2" in note
     assert memory.plan({"a": n8}, 2, None) == (2, {}, None)

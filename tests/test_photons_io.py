@@ -781,7 +781,7 @@ def test_cli_analyze_no_overwrite_and_json_without_nan(tmp_path):
 
 
 def test_json_safe_replaces_nan_and_inf():
-    from perovdefect.cli.photons import json_safe
+    from perovdefect.cli.common import json_safe
     doc = {"a": float("nan"), "b": [1.0, float("inf"), np.float64("nan")],
            "c": np.array([1.0, np.nan]), "d": {"e": -np.inf, "f": 2}}
     assert json_safe(doc) == {"a": None, "b": [1.0, None, None], "c": [1.0, None],

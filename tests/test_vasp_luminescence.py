@@ -27,7 +27,7 @@ from perovdefect.errors import ProtocolError
 from perovdefect.structures import build_vacancies
 from perovdefect.workflows.builder import model_records
 from perovdefect.workflows.spec import ModelSpec
-from tests.conftest import run_cli
+from tests.conftest import luminescence_json, run_cli
 
 FAKES = Path(__file__).parent / "fakes"
 #: the chosen surfaces: hbar omega (meV) of the ground / excited surface, Delta Q (amu^1/2 A)
@@ -181,13 +181,14 @@ def test_custodian_run_and_the_occupation_check(tmp_path, fake_vasp_bin, monkeyp
     q0 = build_vacancies("Cs4PbBr6", 9.5, None, (0,))[0]
     backend = get_backend("vasp")
     p = Protocol(name="cc-excited", excitation="down:homo->lumo", kpoints=(1, 1, 1))
-    doc, _ = backend.execute(q0, p, tmp_path / "ok")
+    worker = {"vasp_gam_cmd": "vasp_gam"}  # the fake, on the PATH
+    doc, _ = backend.execute(q0, p, tmp_path / "ok", worker)
     held = doc.settings["constrained_occupations"]
     assert held == {**held, "held": True, "spin": "down", "hole_band": 87, "electron_band": 88}
     assert not [w for w in doc.warnings if "did not hold" in w]
     monkeypatch.setenv("FAKE_VASP_RESET_OCCUPATIONS", "1")
     with pytest.warns(UserWarning, match="did not hold"):
-        doc, _ = backend.execute(q0, p, tmp_path / "reset")
+        doc, _ = backend.execute(q0, p, tmp_path / "reset", worker)
     assert doc.settings["constrained_occupations"]["held"] is False
     assert any("did not hold in spin down" in w for w in doc.warnings)
     # custodian ran it without the corrections that would drop the constraint
@@ -246,7 +247,7 @@ def test_vasp_deltascf_campaign_reproduces_the_surfaces(tmp_path, fake_vasp_bin)
     assert ground["ISMEAR"] == 0 and "FERWE" not in ground
     r = run_cli("luminescence", str(root), "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["zpl_eV"] == pytest.approx(ZPL_EV, abs=1e-6)
+    assert luminescence_json(r.stdout)["zpl_eV"] == pytest.approx(ZPL_EV, abs=1e-6)
     check_from_runs_on_campaign_outputs(root, result, tmp_path)
 
 
@@ -383,7 +384,7 @@ def test_vasp_charge_route_campaign_against_pymatgen_analysis_defects(tmp_path, 
     r = run_cli("luminescence", str(root), "--from-runs", "--charges", "1,0", "--host",
                 str(root / "host"), "--json")
     assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
+    out = luminescence_json(r.stdout)
     assert out["zpl_eV"] == pytest.approx(cc["zpl_eV"], abs=1e-6)
     assert out["charge_route"]["band_edge_eV"] == host["cbm_eV"]
     assert out["huang_rhys_excited"] == pytest.approx(cc["huang_rhys_excited"], rel=1e-6)

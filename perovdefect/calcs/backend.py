@@ -43,7 +43,8 @@ class Backend(ABC):
     (every setting the code accepts, with its default) and implement the four steps.
 
     Resources (executables, cores) come from the worker at run time as a plain dict (the
-    FireWorker's env, e.g. my_fworker.yaml), never from the campaign."""
+    FireWorker's env, e.g. my_fworker.yaml), never from the campaign, and reach `run` as its
+    argument."""
 
     name: ClassVar[str]
     capabilities: ClassVar[frozenset[str]] = frozenset()
@@ -58,6 +59,9 @@ class Backend(ABC):
     #: settings that choose only what a step keeps on disk, never its result: left out of the
     #: step digest, so changing one never reruns a finished step
     output_settings: ClassVar[tuple[str, ...]] = ()
+    # settings read only by steps with constrained occupations (an excitation): a ground-state
+    # step's identity does not depend on them, so tuning them never reruns a finished ground state
+    excitation_settings: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -101,9 +105,12 @@ class Backend(ABC):
         previous ladder step on the same structure, which the backend may reuse."""
 
     @abstractmethod
-    def run(self, directory: Path, resources: dict[str, Any], log: Callable | None = None
-            ) -> None:
-        """Run the code on the inputs in `directory`; raise CalculationError on failure."""
+    def run(self, record: StructureRecord, protocol: Protocol, directory: Path,
+            resources: dict[str, Any], log: Callable | None = None) -> None:
+        """Run the code on the inputs write_inputs(record, protocol, directory) wrote; raise
+        CalculationError on failure. Everything the launch needs comes from the arguments:
+        which executable and how from `record` and `protocol`, its command lines and cores
+        from `resources` (the worker's), never from a file of ours read back."""
 
     @abstractmethod
     def parse(self, directory: Path) -> ElectronicStructure:
@@ -135,9 +142,13 @@ class Backend(ABC):
         raise ProtocolError(f"{directory}: {cls.name} runs give no transition dipoles here "
                             "(the backend lacks the transition_dipole capability)")
 
-    def digest_settings(self) -> dict[str, Any]:
-        """The settings that identify a step (all but the output_settings)."""
-        return {k: v for k, v in self.settings.items() if k not in self.output_settings}
+    def digest_settings(self, protocol: Protocol | None = None) -> dict[str, Any]:
+        """The settings that identify a step: all but the output_settings, and for a step
+        without an excitation all but the excitation_settings."""
+        skip = set(self.output_settings)
+        if protocol is not None and not protocol.excitation:
+            skip |= set(self.excitation_settings)
+        return {k: v for k, v in self.settings.items() if k not in skip}
 
     def valence_electrons(self, record: StructureRecord, protocol: Protocol) -> int | None:
         """Electrons the code will treat for `record`: the sum of the valences (Z valence) of
@@ -190,13 +201,13 @@ class Backend(ABC):
         run_dir.mkdir(parents=True, exist_ok=True)
         protocol = self.effective_protocol(record, protocol)
         self.check(record, protocol)
-        digest = step_digest(record, protocol, self.name, self.digest_settings())
+        digest = step_digest(record, protocol, self.name, self.digest_settings(protocol))
         done = finished(run_dir, digest)
         if done is not None:
             return done, True
         (run_dir / "result.json").unlink(missing_ok=True)  # a stale result must not pass
         self.write_inputs(record, protocol, run_dir, Path(previous) if previous else None)
-        self.run(run_dir, dict(resources or {}), log)
+        self.run(record, protocol, run_dir, dict(resources or {}), log)
         doc = self.parse(run_dir)
         doc.settings.setdefault("step", self.describe(protocol))
         mark_finished(run_dir, digest, doc, {"code": self.name, "protocol": protocol.as_dict(),

@@ -8,111 +8,40 @@ and exit code 2, never a traceback.
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import re
 from pathlib import Path
-from typing import Any
 
 import click
 
-from perovdefect.cli.common import echo_json
+from perovdefect.cli.common import (ErrorGroup, FiniteFloat, NumberList, dump_json, echo_json,
+                                    output_dir, output_file)
 from perovdefect.errors import StructureError
 from perovdefect.structures.supercells import DEFAULT_MAX_ATOMS
+from perovdefect.structures.vacancies import MAX_ABS_CHARGE
 
 #: --format choices of `build vacancies` and the file suffix each writes
 SUFFIXES = {"poscar": ".vasp", "cif": ".cif", "extxyz": ".extxyz", "json": ".json"}
+#: cluster models' net charge (e): a cut-out's formal charge can be tens of e
+MAX_ABS_CLUSTER_CHARGE = 100
 
 
-class _OneLineGroup(click.Group):
-    """A group whose usage errors (bad option values, missing arguments, unknown options) become
-    StructureError, which the top-level group prints as one `error: ...` line with exit code 2
-    (click would print a usage block instead)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except click.UsageError as exc:
-            raise StructureError(exc.format_message()) from None
-
-
-class FiniteFloat(click.FloatRange):
-    """click.FloatRange that also refuses NaN and +-infinity (NaN slips through range checks,
-    since every comparison with NaN is false)."""
-
-    name = "finite float"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        x = click.FLOAT.convert(value, param, ctx)
-        if not math.isfinite(x):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return super().convert(x, param, ctx)
-
-
-POSITIVE = FiniteFloat(min=0, min_open=True)
-_INT_RE = re.compile(r"^[+-]?\d+$")
-
-
-def parse_charges(ctx: click.Context | None, param: click.Parameter | None,
-                  text: str) -> tuple[int, ...]:
-    """`1,0,-1` -> (1, 0, -1): whole numbers only, no empty items, no duplicates, |q| <= 4."""
+def unique_charges(ctx: click.Context | None, param: click.Parameter | None,
+                   charges: tuple[int, ...]) -> tuple[int, ...]:
+    """--charges (already parsed as integers within |q| <= MAX_ABS_CHARGE): no duplicates."""
     from perovdefect.structures.vacancies import check_charges
-    name = "--charges"
-    items = [t.strip() for t in text.split(",")]
-    bad = [t for t in items if not _INT_RE.match(t)]
-    if bad:
-        raise click.BadParameter(f"{bad[0]!r} is not an integer charge (e); give e.g. 1,0,-1",
-                                 ctx, param)
     try:
-        return check_charges([int(t) for t in items], name)
+        return check_charges(charges, "--charges")
     except StructureError as exc:
-        raise click.BadParameter(str(exc).removeprefix(f"{name}: "), ctx, param) from None
-
-
-def _writable_dir(folder: Path, what: str) -> None:
-    """StructureError unless `folder` (or its nearest existing ancestor) is a writable directory."""
-    probe = folder
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise StructureError(f"{what} {folder}: {probe} is not a directory")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise StructureError(f"{what} {folder}: {probe} is not writable")
+        raise click.BadParameter(str(exc).removeprefix("--charges: "), ctx, param) from None
 
 
 def check_output_file(output: str | None, force: bool) -> None:
-    """Up-front checks for `-o FILE`: known format, not an existing file unless `force`, and a
-    writable folder."""
+    """Up-front checks for `-o FILE`: a known structure format, then perovdefect.cli.common's
+    output_file (no existing file replaced without `force`, a writable folder)."""
     if not output:
         return
     from perovdefect.structures.record import format_for_path
-    path = Path(output)
-    format_for_path(path)
-    if path.is_dir():
-        raise StructureError(f"output {path} is a directory, expected a file")
-    if path.exists() and not force:
-        raise StructureError(f"output {path} exists; use --force to overwrite it")
-    _writable_dir(path.parent, "output")
-
-
-def check_output_dir(outdir: str | None, force: bool) -> None:
-    """Up-front checks for `-o FOLDER`: not a file, not an existing non-empty folder unless
-    `force`, writable; the folder is created here (os.access alone misses read-only file systems
-    and root)."""
-    if not outdir:
-        return
-    path = Path(outdir)
-    if path.exists() and not path.is_dir():
-        raise StructureError(f"output folder {path} is an existing file")
-    if path.is_dir() and any(path.iterdir()) and not force:
-        raise StructureError(f"output folder {path} exists and is not empty; use --force to "
-                             "overwrite the files in it")
-    _writable_dir(path, "output folder")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StructureError(f"output folder {path}: cannot create: {exc.strerror}") from None
+    format_for_path(Path(output))
+    output_file(output, force)
 
 
 def _write(record, path: Path) -> Path:
@@ -123,7 +52,7 @@ def _write(record, path: Path) -> Path:
         raise StructureError(f"{path}: cannot write: {exc.strerror or exc}") from None
 
 
-@click.group(cls=_OneLineGroup)
+@click.group(cls=ErrorGroup)
 def build() -> None:
     """Build crystals, Br-vacancy supercells and cluster models."""
 
@@ -148,15 +77,17 @@ def crystal(compound: str, output: str | None, lattice: str, force: bool, as_jso
 
 @build.command("vacancies")
 @click.argument("compound")
-@click.option("--min-image-distance", type=POSITIVE,
+@click.option("--min-image-distance", type=FiniteFloat(min=0, min_open=True),
               help="Minimum periodic-image distance (A), > 0; the supercell with the fewest "
                    "atoms meeting it is built.")
 @click.option("--target-atoms", type=click.IntRange(min=1),
               help="Aim for about this many atoms instead (>= 1).")
 @click.option("--max-atoms", type=click.IntRange(min=1), default=DEFAULT_MAX_ATOMS,
               show_default=True, help="Refuse (before searching) supercells above this size.")
-@click.option("--charges", default="1,0,-1", show_default=True, callback=parse_charges,
-              help="Comma-separated distinct integer charges (e), |q| <= 4.")
+@click.option("--charges", default="1,0,-1", show_default=True,
+              type=NumberList(min=-MAX_ABS_CHARGE, max=MAX_ABS_CHARGE, integer=True),
+              callback=unique_charges,
+              help=f"Comma-separated distinct integer charges (e), |q| <= {MAX_ABS_CHARGE}.")
 @click.option("--lattice", type=click.Choice(["pbe", "experimental"]), default="pbe",
               show_default=True)
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False),
@@ -175,7 +106,7 @@ def vacancies(compound: str, min_image_distance: float | None, target_atoms: int
     from perovdefect.structures.vacancies import build_vacancies
     if min_image_distance is not None and target_atoms is not None:
         raise StructureError("give --min-image-distance or --target-atoms, not both")
-    check_output_dir(outdir, force)
+    output_dir(outdir, force)
     records = build_vacancies(compound, min_image_distance, target_atoms, charges, lattice,
                               max_atoms=max_atoms)
     keys = ("name", "parent", "site_index", "primitive_site_index", "supercell_site_index",
@@ -187,8 +118,9 @@ def vacancies(compound: str, min_image_distance: float | None, target_atoms: int
         out = Path(outdir)
         for r, s in zip(records, summary):
             s["file"] = str(_write(r, out / f"{r.name}{SUFFIXES[fmt]}").name)
+        from perovdefect.documents import write_atomic
         try:
-            (out / "summary.json").write_text(json.dumps(summary, indent=1))
+            write_atomic(out / "summary.json", dump_json(summary))
         except OSError as exc:
             raise StructureError(f"{out / 'summary.json'}: cannot write: {exc.strerror}") from None
     if as_json:
@@ -208,12 +140,14 @@ def vacancies(compound: str, min_image_distance: float | None, target_atoms: int
                                            "crystal-cutout"], case_sensitive=False))
 @click.option("--vacancy", is_flag=True, help="Remove one Br (V_Br).")
 @click.option("--compound", default="Cs4PbBr6", show_default=True, help="For crystal-cutout.")
-@click.option("--radius", type=POSITIVE, default=6.0, show_default=True,
-              help="Cut-out radius (A) around the central Pb.")
+@click.option("--radius", type=FiniteFloat(min=0, min_open=True, max=50.0), default=6.0,
+              show_default=True, help="Cut-out radius (A) around the central Pb.")
 @click.option("--vacancy-site", type=click.IntRange(min=0),
               help="Unit-cell index of the Br to remove (cut-out).")
-@click.option("--padding", type=POSITIVE, default=6.0, show_default=True, help="Vacuum (A).")
-@click.option("--charge", type=int, help="Net charge (default: the model's formal charge).")
+@click.option("--padding", type=FiniteFloat(min=0, min_open=True, max=50.0), default=6.0,
+              show_default=True, help="Vacuum (A).")
+@click.option("--charge", type=click.IntRange(-MAX_ABS_CLUSTER_CHARGE, MAX_ABS_CLUSTER_CHARGE),
+              help="Net charge (e; default: the model's formal charge).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--json", "as_json", is_flag=True)

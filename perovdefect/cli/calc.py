@@ -6,7 +6,7 @@ import warnings
 
 import click
 
-from perovdefect.cli.common import echo_json
+from perovdefect.cli.common import FiniteFloat, echo_json, echo_warning, emit_document
 
 
 @click.command()
@@ -21,7 +21,7 @@ def parse(path: str, as_json: bool, full: bool, projections: bool) -> None:
         warnings.simplefilter("ignore")
         doc = parse_path(path, parse_projections=projections)
     for w in doc.warnings:
-        click.echo(f"warning: {w}", err=True)
+        echo_warning(w)
     if as_json:
         echo_json(doc.to_dict() if full else doc.summary())
     else:
@@ -36,7 +36,7 @@ def parse(path: str, as_json: bool, full: bool, projections: bool) -> None:
 @click.command()
 @click.option("--host", required=True, type=click.Path(), help="Host (pristine) output.")
 @click.option("--defect", required=True, type=click.Path(), help="Defect output.")
-@click.option("--pl-nm", type=float, help="Measured PL peak (nm).")
+@click.option("--pl-nm", type=FiniteFloat(min=100, max=3000), help="Measured PL peak (nm).")
 @click.option("--pl-spectrum", type=click.Path(), help="PL spectrum CSV (nm, intensity) to fit.")
 @click.option("--peak-model", type=click.Choice(["gaussian", "voigt"]), default="gaussian")
 @click.option("--alignment", type=click.Choice(["auto", "vacuum", "potential", "deep_level",
@@ -55,7 +55,10 @@ def levels(host: str, defect: str, pl_nm: float | None, pl_spectrum: str | None,
     from perovdefect.parsers import parse as parse_path
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        result = find_in_gap_states(parse_path(host), parse_path(defect), alignment,
+        # the codes' projections give each state its localisation; without them a state
+        # near an edge is classified by its energy alone
+        result = find_in_gap_states(parse_path(host, parse_projections=True),
+                                    parse_path(defect, parse_projections=True), alignment,
                                     allow_mixed=allow_mixed)
     peak = None
     if pl_spectrum:
@@ -63,8 +66,7 @@ def levels(host: str, defect: str, pl_nm: float | None, pl_spectrum: str | None,
         peak = fit_pl_spectrum(wl, y, peak_model, source=pl_spectrum)
     if (pl_nm or peak) and result.transitions_eV:
         result.pl_comparison = compare_with_pl(result.transitions_eV, pl_nm, peak)
-    if as_json:
-        echo_json(result.to_dict())
+    if emit_document(result, None, as_json):
         return
     click.echo(f"host {result.host_functional}: VBM {result.host_vbm_eV:.3f} eV, "
                f"CBM {result.host_cbm_eV:.3f} eV, gap {result.host_gap_eV:.3f} eV "
@@ -84,4 +86,4 @@ def levels(host: str, defect: str, pl_nm: float | None, pl_spectrum: str | None,
                    f"deviates {c.closest.deviation_eV:+.3f} eV" if c.closest else
                    f"PL {c.pl_nm:.1f} nm: no defect transitions to compare")
     for w in result.warnings:
-        click.echo(f"warning: {w}", err=True)
+        echo_warning(w)

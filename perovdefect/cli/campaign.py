@@ -7,17 +7,17 @@ creates a project folder; outputs are never overwritten without --force."""
 from __future__ import annotations
 
 import os
-import sys
 
 import click
 
-from perovdefect.cli.common import echo_json
+from perovdefect.cli.common import ErrorGroup, NumberParam, echo_json, output_file
 
 
-class Duration(click.ParamType):
-    """A duration: seconds, or a number with s, m, h or d (30m, 4h, 2d)."""
+class Duration(NumberParam):
+    """A duration: seconds, or a number with s, m, h or d (30m, 4h, 2d); > 0 s."""
 
     name = "duration"
+    min, min_open = 0.0, True
 
     def convert(self, value, param, ctx) -> float:
         from perovdefect.errors import CampaignError
@@ -28,18 +28,6 @@ class Duration(click.ParamType):
             return parse_duration(value)
         except CampaignError as exc:
             self.fail(str(exc), param, ctx)
-
-
-class _CampaignGroup(click.Group):
-    """Usage errors of the campaign commands as one line (`error: ...`), exit code 2."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except click.UsageError as exc:
-            sub = f"{ctx.command_path} {ctx.invoked_subcommand or ''}".strip()
-            click.echo(f"error: {exc.format_message()} (see `{sub} --help`)", err=True)
-            sys.exit(2)
 
 
 def _existing_file() -> click.Path:
@@ -95,7 +83,7 @@ def _fw_line(fw: dict) -> str:
     return f"  fw {fw['fw_id']} {fw['name']} ({fw['state']}{where}{seen})"
 
 
-@click.group(cls=_CampaignGroup)
+@click.group(cls=ErrorGroup)
 def campaign() -> None:
     """FireWorks campaigns: many defects x charges x functionals."""
 
@@ -226,11 +214,10 @@ def rerun(project, launchpad, fworker, lost_after, reserved_after, no_run, as_js
 @click.option("--campaign", "name")
 def collect(project, launchpad, output, force, name) -> None:
     """Write all step results and level analyses as one JSON table."""
-    from perovdefect.workflows.campaign import check_output
     from perovdefect.workflows.campaign import collect as do_collect
-    check_output(output, force)
+    output_file(output, force, "--output", make_folder=False)
     out = do_collect(project, launchpad, output, name, force=force)
-    click.echo(f"{len(out['steps'])} steps, {len(out['analyses'])} analyses -> {output}")
+    click.echo(f"{len(out.steps)} steps, {len(out.analyses)} analyses -> {output}")
 
 
 @campaign.command()
@@ -244,10 +231,9 @@ def collect(project, launchpad, output, force, name) -> None:
 @click.option("--fworker", type=_existing_file(), required=True)
 def qadapter(campaign_file, scheduler, output, force, launchpad, fworker) -> None:
     """Write a FireWorks CommonAdapter queue file for qlaunch from the campaign's resources."""
-    from perovdefect.workflows.campaign import check_output
     from perovdefect.workflows.queue import write_qadapter
     from perovdefect.workflows.spec import load_campaign
-    check_output(output, force)  # before reading anything
+    output_file(output, force, "--output", make_folder=False)  # before reading anything
     resources = load_campaign(campaign_file).resources
     path = write_qadapter(resources, scheduler, output, launchpad, fworker, force=force)
     click.echo(f"wrote {path}; submit workers with: qlaunch -l {launchpad} -w {fworker} "

@@ -1,31 +1,18 @@
 """The `perovdefect` command: one group, subcommands thin over the library.
 
-Every PerovDefectError (bad input) becomes `error: ...` on stderr and exit code 2; no traceback.
+Every usage error and every PerovDefectError (bad input) becomes one line `error: ...` on stderr
+and exit code 2, no traceback (perovdefect.cli.common.ErrorGroup, the class of every group).
 """
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from perovdefect import __version__
-from perovdefect.errors import PerovDefectError
+from perovdefect.cli.common import ErrorGroup
 
 
-class _Group(click.Group):
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except PerovDefectError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        except FileNotFoundError as exc:
-            click.echo(f"error: {exc.filename or exc}: no such file", err=True)
-            sys.exit(2)
-
-
-@click.group(cls=_Group)
+@click.group(cls=ErrorGroup)
 @click.version_option(__version__, prog_name="perovdefect")
 def main() -> None:
     """Br-vacancy defect levels (DFT) and single-particle photon statistics (TCSPC)."""
@@ -35,6 +22,7 @@ def _register() -> None:
     from perovdefect.cli import (build, calc, campaign, demo, optics, photons, report,
                                  thermo, vertical)
     main.add_command(build.build)
+    from perovdefect.cli import defects  # noqa: F401  (adds `build defects|distortions`)
     main.add_command(calc.parse)
     main.add_command(calc.levels)
     main.add_command(thermo.formation)

@@ -9,10 +9,7 @@ JSON output holds null where a value is NaN or infinite.
 
 from __future__ import annotations
 
-import json
 import math
-import sys
-import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,126 +17,10 @@ from typing import Any
 
 import click
 
-from perovdefect.cli.common import echo_json
+from perovdefect.cli.common import (ErrorGroup, FiniteFloat, NumberList, dump_json, echo_json,
+                                    echo_warning, emit_document, output_dir, output_file,
+                                    writable_folder)
 from perovdefect.errors import PerovDefectError
-
-
-class FiniteFloat(click.ParamType):
-    """A float that is finite (no nan/inf) and within optional bounds (min/max inclusive unless
-    min_open/max_open). Click's FloatRange lets nan through, hence this type."""
-
-    name = "float"
-
-    def __init__(self, min: float | None = None, max: float | None = None,
-                 min_open: bool = False, max_open: bool = False) -> None:
-        self.min, self.max, self.min_open, self.max_open = min, max, min_open, max_open
-
-    def _range(self) -> str:
-        lo = "" if self.min is None else f"{self.min:g} {'<' if self.min_open else '<='} "
-        hi = "" if self.max is None else f" {'<' if self.max_open else '<='} {self.max:g}"
-        return f"{lo}x{hi}"
-
-    def convert(self, value: Any, param: click.Parameter | None,
-                ctx: click.Context | None) -> float:
-        if isinstance(value, float) and math.isfinite(value):
-            x = value
-        else:
-            try:
-                x = float(str(value).strip())
-            except ValueError:
-                self.fail(f"{value!r} is not a number", param, ctx)
-            if not math.isfinite(x):
-                self.fail(f"{value!r} is not a finite number", param, ctx)
-        if self.min is not None and (x < self.min or (self.min_open and x == self.min)):
-            self.fail(f"{value} is not in the range {self._range()}", param, ctx)
-        if self.max is not None and (x > self.max or (self.max_open and x == self.max)):
-            self.fail(f"{value} is not in the range {self._range()}", param, ctx)
-        return x
-
-
-def parse_float_list(text: str, option: str, min: float | None = None,
-                     min_open: bool = False) -> list[float]:
-    """A strictly parsed comma-separated list of finite floats (no empty items, no nan/inf),
-    each >= min (> min when min_open); PerovDefectError naming the option otherwise."""
-    items = text.split(",")
-    out = []
-    for i, item in enumerate(items, 1):
-        s = item.strip()
-        if not s:
-            raise PerovDefectError(f"{option} {text!r}: item {i} is empty (give "
-                                   "comma-separated numbers, e.g. 1.5,3)")
-        try:
-            x = float(s)
-        except ValueError:
-            raise PerovDefectError(f"{option} {text!r}: item {i} ({s!r}) is not a "
-                                   "number") from None
-        if not math.isfinite(x):
-            raise PerovDefectError(f"{option} {text!r}: item {i} ({s!r}) is not finite")
-        if min is not None and (x < min or (min_open and x == min)):
-            raise PerovDefectError(f"{option} {text!r}: item {i} ({s}) must be "
-                                   f"{'>' if min_open else '>='} {min:g}")
-        out.append(x)
-    return out
-
-
-def json_safe(obj: Any) -> Any:
-    """obj with numpy values made plain and every NaN/inf float replaced by None (JSON null),
-    so that the JSON written is standard (no bare NaN)."""
-    import numpy as np
-    if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return json_safe(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def _dump_json(obj: Any, indent: int | None = 1) -> str:
-    return json.dumps(json_safe(obj), indent=indent, allow_nan=False, default=float)
-
-
-def ensure_writable_dir(folder: Path, what: str = "output folder") -> Path:
-    """Create `folder` (with parents) if needed and prove it writable by creating and removing a
-    temporary file in it (works for root too, where permission bits do not block writes);
-    PerovDefectError with one clear line otherwise."""
-    if folder.exists() and not folder.is_dir():
-        raise PerovDefectError(f"{what} {folder} exists and is not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".perovdefect-write-test-"):
-            pass
-    except OSError as exc:
-        raise PerovDefectError(f"{what} {folder} is not writable "
-                               f"({exc.strerror or type(exc).__name__})") from None
-    return folder
-
-
-def refuse_overwrite(paths: Iterable[Path], force: bool) -> None:
-    """PerovDefectError naming the first of `paths` that exists, unless force."""
-    if force:
-        return
-    existing = [p for p in paths if p.exists() or p.is_symlink()]
-    if existing:
-        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
-        raise PerovDefectError(f"{existing[0]} exists{more}: not overwritten (use --force to "
-                               "overwrite)")
-
-
-class _PhotonsGroup(click.Group):
-    """Turns click's usage errors (bad number, missing file, unknown option) of the photons
-    commands into one line `error: ...` on stderr and exit code 2."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except click.UsageError as exc:
-            click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
-            sys.exit(2)
 
 
 MIN_BIN_MS = 1e-3        # finest trace bin accepted (ms)
@@ -150,6 +31,13 @@ MAX_SIM_DURATION_S = 3600.0  # longest simulated recording (s)
 MAX_SIM_EMITTERS = 100       # most emitters (bright or dark) simulated
 MAX_SIM_PHOTONS = 1e8        # most photons a simulation may be expected to produce
 MIN_SIM_REP_RATE_MHZ = 1.91  # one period must fit 2**15 microtime bins of 16 ps (1.907 MHz)
+MAX_GATE_NS = 1e6            # latest gate accepted (ns): far beyond any laser period
+MAX_BACKGROUND_CPS = 1e8     # most background per detector (counts/s): beyond detector dead time
+MAX_COUNTS_PER_BIN = 1e12    # highest level threshold (counts/bin)
+MAX_EXCITATION_N = 1e4       # highest mean excitations per pulse <N>
+MAX_TIMESTAMPS_UNIT_S = 1.0  # coarsest Photon-HDF5 timestamp unit (s)
+#: --excitation-N: <N> per file, each finite and > 0
+EXCITATION_LIST = NumberList(min=0, min_open=True, max=MAX_EXCITATION_N)
 
 
 def _analyze_outputs(out: Path, files: Iterable[str]) -> list[Path]:
@@ -178,8 +66,7 @@ def write_particle_outputs(stats: Any, out: Path, stem: str) -> None:
     dwell times)."""
     from perovdefect.photons.figures import (decay_figure, dwell_time_figure, flid_figure,
                                              g2_figure, save, trace_figure)
-    (out / f"{stem}.photonstats.json").write_text(
-        _dump_json(json.loads(stats.to_json()), indent=None))
+    stats.to_json(out / f"{stem}.photonstats.json")
     save(trace_figure(stats), out / f"{stem}_trace.png")
     if stats.decay_histograms:
         save(decay_figure(stats), out / f"{stem}_decays.png")
@@ -202,7 +89,7 @@ def _check_bins(stream: Any, bin_ms: float) -> None:
                                "use a larger --bin-ms")
 
 
-@click.group(cls=_PhotonsGroup)
+@click.group(cls=ErrorGroup)
 def photons() -> None:
     """Time-tagged TCSPC data: read, simulate, analyse."""
 
@@ -211,7 +98,8 @@ def photons() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--allow-truncated", is_flag=True, help="Decode the records of a cut-short file.")
-@click.option("--timestamps-unit", type=FiniteFloat(min=0, min_open=True),
+@click.option("--timestamps-unit",
+              type=FiniteFloat(min=0, min_open=True, max=MAX_TIMESTAMPS_UNIT_S),
               help="Photon-HDF5 unit (s) when the file has none.")
 @click.option("--rep-rate-mhz", type=FiniteFloat(min=0, min_open=True, max=1e4),
               help=REP_RATE_HELP)
@@ -226,9 +114,9 @@ def info(file: str, as_json: bool, allow_truncated: bool, timestamps_unit: float
     d = info_by_pieces(file, chunk_records or CHUNK_RECORDS, timestamps_unit, allow_truncated,
                        None if rep_rate_mhz is None else rep_rate_mhz * 1e6)
     for w in d["warnings"]:
-        click.echo(f"warning: {w}", err=True)
+        echo_warning(w)
     if as_json:
-        echo_json(json_safe(d))
+        echo_json(d)
     else:
         for k, v in d.items():
             click.echo(f"{k:24s} {v}")
@@ -241,17 +129,19 @@ def info(file: str, as_json: bool, allow_truncated: bool, timestamps_unit: float
               show_default=True)
 @click.option("--bin-ms", type=FiniteFloat(min=MIN_BIN_MS, max=MAX_BIN_MS), default=10.0,
               show_default=True, help="Trace bin (ms).")
-@click.option("--thresholds", help="Comma-separated level thresholds (counts/bin, >= 0).")
-@click.option("--gate-ns", type=FiniteFloat(min=0), default=0.0,
+@click.option("--thresholds", type=NumberList(min=0, max=MAX_COUNTS_PER_BIN),
+              help="Comma-separated level thresholds (counts/bin, >= 0).")
+@click.option("--gate-ns", type=FiniteFloat(min=0, max=MAX_GATE_NS), default=0.0,
               help="Drop photons earlier than this (g2, ns, >= 0).")
-@click.option("--background-cps", type=FiniteFloat(min=0),
+@click.option("--background-cps", type=FiniteFloat(min=0, max=MAX_BACKGROUND_CPS),
               help="Background per detector (counts/s, >= 0).")
-@click.option("--excitation-N", "excitation",
+@click.option("--excitation-N", "excitation", type=EXCITATION_LIST,
               help="Comma-separated <N> per file (power series; each finite and > 0).")
 @click.option("--g2-window-ns", type=FiniteFloat(min=0, min_open=True, max=MAX_G2_WINDOW_NS),
               default=500.0, show_default=True, help="g2 half-window (ns).")
 @click.option("--allow-truncated", is_flag=True)
-@click.option("--timestamps-unit", type=FiniteFloat(min=0, min_open=True),
+@click.option("--timestamps-unit",
+              type=FiniteFloat(min=0, min_open=True, max=MAX_TIMESTAMPS_UNIT_S),
               help="Photon-HDF5 unit (s) when the file has none.")
 @click.option("--force", is_flag=True, help="Overwrite existing results in the output folder.")
 @click.option("--levels", "level_method",
@@ -269,14 +159,12 @@ def analyze(files, outdir, bin_ms, thresholds, gate_ns, background_cps, excitati
     """Trace, levels, decays per level, g2/M and FLID per FILE; power series if <N> given."""
     from perovdefect.errors import AnalysisError
     # arguments and paths first, before any (slow) import or work
-    ths = parse_float_list(thresholds, "--thresholds", min=0) if thresholds is not None else None
-    Ns = (parse_float_list(excitation, "--excitation-N", min=0, min_open=True)
-          if excitation is not None else [None] * len(files))
+    ths = list(thresholds) if thresholds is not None else None
+    Ns = list(excitation) if excitation is not None else [None] * len(files)
     if len(Ns) != len(files):
         raise AnalysisError(f"--excitation-N has {len(Ns)} values for {len(files)} files")
     out = Path(outdir)
-    refuse_overwrite(_analyze_outputs(out, files), force)
-    ensure_writable_dir(out)
+    output_dir(out, force, "--output", _analyze_outputs(out, files))
 
     from rich.progress import Progress
 
@@ -295,7 +183,7 @@ def analyze(files, outdir, bin_ms, thresholds, gate_ns, background_cps, excitati
         for f, N in zip(files, Ns):
             stream = read_recording(f, settings)
             for w in stream.header.get("warnings", []):
-                click.echo(f"warning: {w}", err=True)
+                echo_warning(w)
             _check_bins(stream, bin_ms)
             try:
                 with warnings.catch_warnings():  # numpy/scipy overflow chatter of the fits
@@ -315,9 +203,10 @@ def analyze(files, outdir, bin_ms, thresholds, gate_ns, background_cps, excitati
         series = power_series(results)
         summary["power_series"] = series.to_dict()
         save(power_series_figure(series), out / "power_series.png")
-    (out / "summary.json").write_text(_dump_json(summary))
+    from perovdefect.documents import write_atomic
+    write_atomic(out / "summary.json", dump_json(summary))
     if as_json:
-        echo_json(json_safe(summary))
+        echo_json(summary)
     else:
         for s in summary["files"]:
             g2 = (f", g2(0) {s['g2_0']:.3f}+-{s['g2_0_err']:.3f}, M {s['n_emitters']:.2f}"
@@ -335,14 +224,15 @@ def analyze(files, outdir, bin_ms, thresholds, gate_ns, background_cps, excitati
               default=10.0, show_default=True, help="Recording length (s).")
 @click.option("--emitters", type=click.IntRange(min=1, max=MAX_SIM_EMITTERS), default=1,
               show_default=True, help="Number of emitters (>= 1).")
-@click.option("--excitation-N", "excitation", type=FiniteFloat(min=0, min_open=True, max=1e4),
+@click.option("--excitation-N", "excitation",
+              type=FiniteFloat(min=0, min_open=True, max=MAX_EXCITATION_N),
               default=1.0, show_default=True, help="Mean excitations per pulse <N> (> 0).")
 @click.option("--rep-rate-mhz", type=FiniteFloat(min=MIN_SIM_REP_RATE_MHZ, max=1000.0),
               default=5.0, show_default=True,
               help="Laser repetition rate (MHz); the T3 microtime (16 ps bins, 15 bits) must "
                    "span one period.")
-@click.option("--background-cps", type=FiniteFloat(min=0, max=1e8), default=750.0,
-              show_default=True, help="Background per detector (counts/s, >= 0).")
+@click.option("--background-cps", type=FiniteFloat(min=0, max=MAX_BACKGROUND_CPS),
+              default=750.0, show_default=True, help="Background per detector (counts/s, >= 0).")
 @click.option("--steady", is_flag=True, help="Non-blinking emitters (antibunching reference).")
 @click.option("--dark-emitters", type=click.IntRange(min=0, max=MAX_SIM_EMITTERS), default=0,
               help="Photoactivatable extra emitters (>= 0).")
@@ -357,11 +247,7 @@ def simulate_cmd(output, duration, emitters, excitation, rep_rate_mhz, backgroun
     from perovdefect.photons.io.ptu_write import write_ptu
     from perovdefect.photons.simulate import (SEED_STATES, STEADY_STATES, SimulationParams,
                                               simulate)
-    out = Path(output)
-    if out.is_dir():
-        raise PerovDefectError(f"--output {out} is a folder; give a .ptu file name")
-    refuse_overwrite([out], force)
-    ensure_writable_dir(out.parent, "folder of --output")
+    output_file(output, force, "--output")
     params = SimulationParams(duration_s=duration, n_emitters=emitters,
                               excitation_N=excitation, rep_rate_hz=rep_rate_mhz * 1e6,
                               background_cps=background_cps,
@@ -399,26 +285,27 @@ simulate_cmd.name = "simulate"
                    "analyses only what is not finished there).")
 @click.option("--group-by", help="Regular expression on file names: group 'particle' (or the "
               "first group) names the particle, optional group 'N' gives <N> ('p' = '.').")
-@click.option("--excitation-N", "excitation",
+@click.option("--excitation-N", "excitation", type=EXCITATION_LIST,
               help="Comma-separated <N>, one per file in the order listed, or one for all.")
 @click.option("--settings", "settings_file", type=click.Path(exists=True, dir_okay=False),
               help="AnalysisSettings or PhotonStats JSON whose settings are used (instead of "
                    "the options below).")
 @click.option("--bin-ms", type=FiniteFloat(min=MIN_BIN_MS, max=MAX_BIN_MS), default=10.0,
               show_default=True, help="Trace bin (ms).")
-@click.option("--gate-ns", type=FiniteFloat(min=0), default=0.0,
+@click.option("--gate-ns", type=FiniteFloat(min=0, max=MAX_GATE_NS), default=0.0,
               help="Drop photons earlier than this (g2, ns, >= 0).")
-@click.option("--background-cps", type=FiniteFloat(min=0),
+@click.option("--background-cps", type=FiniteFloat(min=0, max=MAX_BACKGROUND_CPS),
               help="Background per detector (counts/s, >= 0).")
 @click.option("--confidence", type=FiniteFloat(min=0.69, max=0.99), default=0.95,
               show_default=True, help="Confidence level of the change-point test.")
 @click.option("--rep-rate-mhz", type=FiniteFloat(min=0, min_open=True, max=1e4),
               help=REP_RATE_HELP)
-@click.option("--timestamps-unit", type=FiniteFloat(min=0, min_open=True),
+@click.option("--timestamps-unit",
+              type=FiniteFloat(min=0, min_open=True, max=MAX_TIMESTAMPS_UNIT_S),
               help="Photon-HDF5 unit (s) when the files have none.")
 @click.option("--workers", type=click.IntRange(min=1, max=64), default=2, show_default=True,
               help="Processes analysing recordings at once.")
-@click.option("--max-memory-gb", type=FiniteFloat(min=0, min_open=True),
+@click.option("--max-memory-gb", type=FiniteFloat(min=0, min_open=True, max=1e5),
               help="Memory the analyses may use together (GB) [default: 80 % of the memory "
                    "available at start]; each holds its whole recording, ~40 bytes per photon.")
 @click.option("--force", is_flag=True, help="Analyse every recording again.")
@@ -430,10 +317,9 @@ def population_cmd(inputs, outdir, group_by, excitation, settings_file, bin_ms, 
     recording analysed once, then the population: per-particle table, fractions with binomial
     errors, figures."""
     from perovdefect.photons import population as pop
-    Ns = (parse_float_list(excitation, "--excitation-N", min=0, min_open=True)
-          if excitation is not None else None)
+    Ns = list(excitation) if excitation is not None else None
     recs = pop.recordings(inputs, group_by, Ns)
-    out = ensure_writable_dir(Path(outdir))
+    out = writable_folder(outdir)
     if settings_file:
         from perovdefect.photons.stats import AnalysisSettings
         settings = AnalysisSettings.from_file(settings_file)
@@ -456,21 +342,18 @@ def population_cmd(inputs, outdir, group_by, excitation, settings_file, bin_ms, 
         def tick(rec, err) -> None:
             progress.advance(task)
             if err:
-                click.echo(f"warning: not analysed: {err}", err=True)
+                echo_warning(f"not analysed: {err}")
         from perovdefect.photons.memory import budget_from_gb
         notes: list[str] = []
         errors, reused = pop.analyze_recordings(recs, settings, out, workers, tick,
                                                 budget_from_gb(max_memory_gb), notes)
     for note in notes:
-        click.echo(f"note: {note}", err=True)
+        echo_warning(note, "note")
     doc = pop.population(recs, out, settings, errors, reused, notes)
     from perovdefect.photons.figures import population_figure, save
     save(population_figure(doc), out / "population.png")
     doc.figures = [str(out / "population.png")]
-    doc.to_json(out / "population.json", indent=1)
-    if as_json:
-        echo_json(json_safe(doc.to_dict()))
-    else:
+    if not emit_document(doc, out / "population.json", as_json):
         for line in pop.summary_lines(doc):
             click.echo(line)
         click.echo(f"population in {out / 'population.json'}")

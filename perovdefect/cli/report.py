@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import click
 
+from perovdefect.cli.common import FiniteFloat, echo_warning, output_dir
+from perovdefect.cli.photons import EXCITATION_LIST, MAX_BACKGROUND_CPS
+
+#: what `report` writes into its folder (besides figures/): never replaced without --force
+REPORT_FILES = ("report.html", "report.json", "report.pdf")
+
 
 @click.command()
 @click.option("--campaign", type=click.Path(), help="Project folder (embedded LaunchPad), a "
@@ -14,8 +20,10 @@ import click
               "or levels of theory (stated in the report).")
 @click.option("--photons", "photon_files", multiple=True, type=click.Path(),
               help="PhotonStats JSON or raw TCSPC files (repeat the option).")
-@click.option("--excitation-N", "excitation", help="Comma-separated <N> per photon file.")
-@click.option("--background-cps", type=float, help="Background per detector for raw files.")
+@click.option("--excitation-N", "excitation", type=EXCITATION_LIST,
+              help="Comma-separated <N> per photon file (each > 0).")
+@click.option("--background-cps", type=FiniteFloat(min=0, max=MAX_BACKGROUND_CPS),
+              help="Background per detector for raw files (counts/s, >= 0).")
 @click.option("--photon-settings", type=click.Path(exists=True, dir_okay=False),
               help="AnalysisSettings or PhotonStats JSON whose settings analyse the raw photon "
                    "files [default: those of STEM.photonstats.json beside each raw file, else "
@@ -33,11 +41,15 @@ import click
 @click.option("--compound", default="Cs4PbBr6", show_default=True,
               help="Compound for the experimental-gap comparison.")
 @click.option("--title", default="perovdefect joint report", show_default=True)
+@click.option("--from", "from_json", type=click.Path(),
+              help="Rebuild a report from its report.json (or its folder) alone: the same "
+                   "numbers and figures, no other input.")
 @click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite a report already in the output folder.")
 def report(campaign, host, defects, allow_mixed, photon_files, formation_files, lum_dirs,
            excitation, background_cps, pl_csv, pl_model,
            absorption, compound, title, out, photon_settings=None,
-           population_path=None) -> None:
+           population_path=None, force=False, from_json=None) -> None:
     """Computed defect levels beside measured PL and photon statistics, in one HTML report.
     --campaign accepts a `campaign collect` JSON, which needs no FireWorks."""
     from pathlib import Path
@@ -47,6 +59,10 @@ def report(campaign, host, defects, allow_mixed, photon_files, formation_files, 
     from perovdefect.photons.analysis.pipeline import power_series
     from perovdefect.report import (ReportInputs, analyses_from_documents, build_report,
                                     campaign_extras, load_campaign_results, load_photon_stats)
+    output_dir(out, force, "--output", REPORT_FILES)
+    if from_json:
+        _rebuild(from_json, out)
+        return
     inputs = ReportInputs(compound=compound)
     if pl_csv:
         wl, y = read_spectrum(pl_csv)
@@ -56,21 +72,25 @@ def report(campaign, host, defects, allow_mixed, photon_files, formation_files, 
     pl_nm = inputs.pl[2].center_nm if inputs.pl else None
     if campaign:
         results = load_campaign_results(campaign)
-        inputs.analyses, inputs.steps = results["analyses"], results["steps"]
-        inputs.formation, inputs.luminescence = campaign_extras(results, campaign)
+        inputs.campaign_table = results
+        inputs.analyses = list(results.analyses)
+        inputs.steps = [row.model_dump() for row in results.steps]
+        inputs.formation, inputs.luminescence, inputs.concentrations = \
+            campaign_extras(results)
         if not inputs.analyses:
             raise ReportError(f"{campaign}: the campaign has no finished level analysis yet "
                               "(run `perovdefect campaign run` first)")
     elif host:
         if not defects:
             raise ReportError("--host needs at least one --defect")
-        inputs.analyses = analyses_from_documents(host, list(defects), pl_nm, allow_mixed)
+        inputs.analyses = analyses_from_documents(host, list(defects), pl_nm, allow_mixed,
+                                                  inputs.calculations)
         inputs.input_files += [Path(host), *map(Path, defects)]
     if absorption:
         inputs.absorption = read_spectrum(absorption)
         inputs.input_files.append(Path(absorption))
     if photon_files:
-        Ns = [float(x) for x in excitation.split(",")] if excitation else None
+        Ns = list(excitation) if excitation else None
         settings = None
         if photon_settings:
             from perovdefect.errors import ParseError
@@ -84,7 +104,7 @@ def report(campaign, host, defects, allow_mixed, photon_files, formation_files, 
                                                 settings, notes)
         inputs.notes += notes
         for note in notes:
-            click.echo(f"note: {note}", err=True)
+            echo_warning(note, "note")
         inputs.input_files += [Path(p) for p in photon_files]
         if Ns and len(Ns) >= 3:
             inputs.power_series = power_series(inputs.photon_stats)
@@ -113,3 +133,22 @@ def report(campaign, host, defects, allow_mixed, photon_files, formation_files, 
                           "luminescence results, photon data and/or a population")
     summary = build_report(inputs, out, title)
     click.echo(f"report: {summary['files']['html']} (+ report.json, report.pdf, figures/)")
+
+
+def _rebuild(source: str, out: str) -> None:
+    """`report --from`: the report drawn again from its saved model; an input given beside it
+    would be ignored, so it is refused."""
+    from click.core import ParameterSource
+
+    from perovdefect.errors import ReportError
+    from perovdefect.report import rebuild_report
+    ctx = click.get_current_context()
+    extra = [p.opts[-1] for p in ctx.command.params
+             if p.name not in ("from_json", "out", "force")
+             and ctx.get_parameter_source(p.name) not in (None, ParameterSource.DEFAULT)]
+    if extra:
+        raise ReportError(f"--from rebuilds the report of {source} from it alone: give no "
+                          f"other input ({', '.join(extra)})")
+    summary = rebuild_report(source, out)
+    click.echo(f"report: {summary['files']['html']} (rebuilt from {source}; + report.json, "
+               "report.pdf, figures/)")

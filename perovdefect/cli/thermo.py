@@ -3,12 +3,13 @@ from finished calculations of any code."""
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import click
 
-from perovdefect.cli.common import echo_json
+from perovdefect.cli.common import (FiniteFloat, NumberList, echo_warning, emit_document,
+                                    output_file)
+from perovdefect.structures.vacancies import MAX_ABS_CHARGE
 
 
 def _charge_pairs(values: tuple[str, ...]) -> dict[str, int]:
@@ -38,7 +39,7 @@ def _charge_pairs(values: tuple[str, ...]) -> dict[str, int]:
               "e.g. Cs4PbBr6).")
 @click.option("--correction", type=click.Choice(["none", "fnv", "efnv"]), default="fnv",
               show_default=True, help="Finite-size correction for periodic cells.")
-@click.option("--dielectric", type=click.FloatRange(min=0, min_open=True),
+@click.option("--dielectric", type=FiniteFloat(min=1.0, max=1e4),
               help="Static dielectric constant (electronic + ionic) for FNV.")
 @click.option("--charge", "charge_pairs", multiple=True, metavar="PATH=Q",
               help="Give a defect's charge (overrides / supplies what the output lacks).")
@@ -47,14 +48,32 @@ def _charge_pairs(values: tuple[str, ...]) -> dict[str, int]:
               help="Write the FormationResult document (for `perovdefect report --formation`).")
 @click.option("--force", is_flag=True, help="Overwrite --output.")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--fermi", is_flag=True, help="Also the equilibrium Fermi level, electron and "
+              "hole densities and the defect's concentration per charge state (cm^-3) at "
+              "--temperature for each limit (needs --chempots), with the host DOS from --bulk.")
+@click.option("--temperature", "temperature_K", type=FiniteFloat(min=0, min_open=True, max=1e4),
+              help="With --fermi: the equilibrium (synthesis) temperature (K).")
+@click.option("--quench-temperature", "quench_K", type=FiniteFloat(min=0, min_open=True,
+                                                                   max=1e4),
+              help="With --fermi: also the frozen-defect Fermi level after quenching to this "
+                   "temperature (K): defect totals fixed at their --temperature values, charge "
+                   "states and carriers re-equilibrated.")
+@click.option("--sites", "sites", type=FiniteFloat(min=0, min_open=True),
+              help="With --fermi: equivalent defect sites in the host cell (default: the host "
+                   "atoms of the removed species; needed for interstitials).")
+@click.option("--dos-smearing", "dos_smearing", type=FiniteFloat(min=0, min_open=True, max=1.0),
+              default=0.005, show_default=True,
+              help="With --fermi: Gaussian width (eV) of each host state in the carrier DOS.")
 def formation(bulk, defects, chempots, compound, correction, dielectric, charge_pairs,
-              defect_name, output, force, as_json) -> None:
-    """Formation energies at the chemical-potential limits and charge-transition levels."""
+              defect_name, output, force, as_json, fermi, temperature_K, quench_K, sites,
+              dos_smearing) -> None:
+    """Formation energies at the chemical-potential limits and charge-transition levels;
+    with --fermi also the Fermi level and the concentrations at synthesis and after a quench."""
     from perovdefect.parsers import parse
     from perovdefect.thermo.calculations import (formation_from_calculations,
                                                  read_chemical_potentials)
-    if dielectric is not None and not math.isfinite(dielectric):
-        raise click.BadParameter("must be finite", param_hint="--dielectric")
+    output_file(output, force)
+    _check_fermi_options(fermi, temperature_K, quench_K, sites, chempots)
     given = _charge_pairs(charge_pairs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -66,23 +85,14 @@ def formation(bulk, defects, chempots, compound, correction, dielectric, charge_
                                  param_hint="--charge")
     charges = {str(doc.source): given[d] for d, doc in zip(defects, docs) if d in given}
     mus = read_chemical_potentials(chempots, host, compound) if chempots else None
-    from pathlib import Path
-    if output and Path(output).exists() and not force:
-        raise click.BadParameter(f"{output} exists (give --force to overwrite)",
-                                 param_hint="--output")
     result = formation_from_calculations(host, docs, charges, mus, correction, dielectric,
                                          defect_name)
-    if output:
-        result.to_json(output, indent=1)
-    if as_json:
-        out = result.to_dict()
-        d = out.pop("diagram")
-        echo_json({"transition_levels": d["transition_levels"],
-                   "formation_energies": d["formation_energies"],
-                   "corrections": {str(s["charge"]): s["corrections"]
-                                   for s in d["charge_states"]},
-                   "correction": result.correction, "correction_note": result.correction_note,
-                   "levels_outside_gap": d["levels_outside_gap"], "diagram": d, **out})
+    if fermi:
+        from perovdefect.thermo.concentrations import solve_thermodynamics
+        result.thermodynamics = solve_thermodynamics(
+            result, host, temperature_K, quench_K, dos_smearing_eV=dos_smearing,
+            sites_per_cell=None if sites is None else {defect_name: sites})
+    if emit_document(result, output, as_json):
         return
     dg = result.diagram
     click.echo(f"{defect_name}: host gap {dg.band_gap_eV:.3f} eV; correction: "
@@ -94,8 +104,56 @@ def formation(bulk, defects, chempots, compound, correction, dielectric, charge_
     for lvl in dg.transition_levels:
         click.echo(f"  eps({lvl.charges[0]:+d}/{lvl.charges[1]:+d}) = VBM + "
                    f"{lvl.level_above_vbm_eV:.3f} eV")
-    for w in result.warnings:
-        click.echo(f"warning: {w}", err=True)
+    if result.thermodynamics is not None:
+        _echo_thermodynamics(result.thermodynamics)
+    for w in result.warnings + (result.thermodynamics.warnings if result.thermodynamics
+                                else []):
+        echo_warning(w)
+
+
+def _check_fermi_options(fermi, temperature_K, quench_K, sites, chempots) -> None:
+    """--temperature, --quench-temperature and --sites go with --fermi, which needs
+    --temperature and --chempots."""
+    if not fermi:
+        if temperature_K is not None or quench_K is not None or sites is not None:
+            raise click.UsageError("--temperature, --quench-temperature and --sites go with "
+                                   "--fermi")
+        return
+    if temperature_K is None:
+        raise click.UsageError("--fermi needs --temperature (K)")
+    if not chempots:
+        raise click.UsageError("--fermi needs --chempots: defect concentrations depend on the "
+                               "chemical potentials")
+
+
+def _echo_thermodynamics(th) -> None:
+    """Fermi level vs limit, then the concentration table (cm^-3)."""
+    dos = th.host_dos
+    quench = th.quench_temperature_K
+    click.echo(f"Fermi level and concentrations at {th.temperature_K:g} K"
+               + (f", quenched to {quench:g} K (defect totals frozen)" if quench else "")
+               + f"; sites per cell: {th.sites_per_cell}")
+    click.echo(f"  host DOS: {dos.smearing} smearing {dos.smearing_width_eV:g} eV of the "
+               f"eigenvalues at {dos.kpoints}, {dos.nspins} spin(s), {dos.n_bands} bands, "
+               f"step {dos.energy_step_eV:.4f} eV, {dos.electrons_below_midgap:.2f} electrons "
+               "below mid-gap")
+    cols = [("equilibrium", th.temperature_K)] + ([("quenched", quench)] if quench else [])
+    click.echo(f"  {'limit':<24} {'T (K)':>7} {'E_F - VBM (eV)':>15} {'n (cm^-3)':>11} "
+               f"{'p (cm^-3)':>11}")
+    for lim in th.limits:
+        for attr, _ in cols:
+            s = getattr(lim, attr)
+            click.echo(f"  {lim.limit:<24} {s.temperature_K:>7g} "
+                       f"{s.fermi_level_above_vbm_eV:>15.4f} {s.electrons_cm3:>11.3e} "
+                       f"{s.holes_cm3:>11.3e}")
+    click.echo("  concentrations (cm^-3):")
+    heads = [f"{lim.limit[:14]}@{t:g}K" for lim in th.limits for _, t in cols]
+    click.echo(f"  {'defect':<10} {'q':>3} " + " ".join(f"{h:>20}" for h in heads))
+    first = th.limits[0].equilibrium.concentrations
+    for i, c in enumerate(first):
+        vals = [getattr(lim, a).concentrations[i].concentration_cm3 for lim in th.limits
+                for a, _ in cols]
+        click.echo(f"  {c.defect:<10} {c.charge:>+3d} " + " ".join(f"{v:>20.3e}" for v in vals))
 
 
 @click.command()
@@ -112,7 +170,7 @@ def formation(bulk, defects, chempots, compound, correction, dielectric, charge_
 @click.option("--cluster", type=click.Choice(["cs4pbbr6-molecule", "pbbr6-octahedron"]),
               default="cs4pbbr6-molecule", show_default=True,
               help="With --compute and no --structure.")
-@click.option("--padding", type=click.FloatRange(min=2.0, max=20.0), default=5.0,
+@click.option("--padding", type=FiniteFloat(min=2.0, max=20.0), default=5.0,
               show_default=True, help="Vacuum around the cluster (A), with --cluster.")
 @click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
               help="A setting of the local code over its quick preset (repeatable; values "
@@ -120,25 +178,29 @@ def formation(bulk, defects, chempots, compound, correction, dielectric, charge_
 @click.option("--excitation", type=click.Choice(["down:homo->lumo", "up:homo->lumo"]),
               default="down:homo->lumo", show_default=True,
               help="DeltaSCF promotion (V_Br^0: a Br-p hole and the Pb-6p electron).")
-@click.option("--temperature", "temperature_K", type=click.FloatRange(min=0, max=2000),
+@click.option("--temperature", "temperature_K", type=FiniteFloat(min=0, max=2000),
               default=295.0, show_default=True, help="K")
-@click.option("--broadening-meV", "broadening", type=click.FloatRange(min=0, min_open=True,
-                                                                      max=1000),
+@click.option("--broadening-meV", "broadening", type=FiniteFloat(min=0, min_open=True,
+                                                                   max=1000),
               default=20.0, show_default=True, help="Gaussian FWHM of every phonon line.")
-@click.option("--pl-nm", type=click.FloatRange(min=100, max=3000), help="Measured PL peak.")
-@click.option("--pl-fwhm-nm", type=click.FloatRange(min=0, min_open=True, max=500),
+@click.option("--pl-nm", type=FiniteFloat(min=100, max=3000), help="Measured PL peak.")
+@click.option("--pl-fwhm-nm", type=FiniteFloat(min=0, min_open=True, max=500),
               help="Measured PL FWHM.")
 @click.option("--from-runs", is_flag=True, help="Build the result from the finished single "
               "points under RUN_DIR made elsewhere (any code: the ground and excited or the "
               "two charge states' minima and the geometries between them, recognised from the "
               "calculations themselves).")
-@click.option("--charges", metavar="Q_INITIAL,Q_FINAL", help="With --from-runs on two charge "
+@click.option("--charges", metavar="Q_INITIAL,Q_FINAL",
+              type=NumberList(min=-MAX_ABS_CHARGE, max=MAX_ABS_CHARGE, integer=True, length=2),
+              help="With --from-runs on two charge "
               "states: which emits, e.g. 1,0 for q+1 + e(CBM) -> q0.")
 @click.option("--host", "host_run", type=click.Path(exists=True), help="With --charges: the "
               "host run (same level of theory) whose band edge gives or takes the carrier.")
-@click.option("--band-edge-eV", "band_edge", type=float, help="With --charges: the band edge "
+@click.option("--band-edge-eV", "band_edge", type=FiniteFloat(min=-100.0, max=100.0),
+              help="With --charges: the band edge "
               "(eV, the runs' scale) instead of --host.")
-@click.option("--correction-eV", "correction", type=float, help="With --charges: E_corr(q_i) - "
+@click.option("--correction-eV", "correction", type=FiniteFloat(min=-20.0, max=20.0),
+              help="With --charges: E_corr(q_i) - "
               "E_corr(q_f), the finite-size correction difference of the two charged cells.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="With --from-runs: write the LuminescenceResult JSON here.")
@@ -155,10 +217,6 @@ def luminescence(run_dir, compute, structure_file, charge, cluster, padding, set
     from perovdefect.errors import AnalysisError
     from perovdefect.optics.run import RESULT, LuminescenceResult, run_luminescence
     root = Path(run_dir)
-    for v, name in ((temperature_K, "--temperature"), (broadening, "--broadening-meV"),
-                    (band_edge, "--band-edge-eV"), (correction, "--correction-eV")):
-        if v is not None and not math.isfinite(v):
-            raise click.BadParameter("must be finite", param_hint=name)
     if (structure_file or charge is not None or settings) and not compute:
         raise click.UsageError("--structure, --charge and --setting go with --compute")
     if (charges or host_run or band_edge is not None or correction is not None or output) \
@@ -188,9 +246,8 @@ def luminescence(run_dir, compute, structure_file, charge, cluster, padding, set
             from perovdefect.optics.lineshape import compare_with_measurement
             result.comparison = compare_with_measurement(result.spectrum, pl_nm, pl_fwhm_nm)
     s = result.summary()
-    if as_json:
-        echo_json({**s, "warnings": result.warnings, "excitation": result.excitation,
-                   "code": result.code, "level_of_theory": result.level_of_theory})
+    if as_json:  # the LuminescenceResult document itself (what --from-runs -o writes)
+        click.echo(result.to_json(indent=1))
         return
     size = (f"periodic, {result.n_atoms} atoms, images {result.image_distance_A:.1f} A apart"
             if result.model == "periodic" else "isolated cluster")
@@ -210,27 +267,15 @@ def luminescence(run_dir, compute, structure_file, charge, cluster, padding, set
                    f"nm: peak {c.peak_deviation_eV:+.3f} eV ({c.peak_deviation_nm:+.1f} nm), FWHM "
                    f"{c.fwhm_deviation_meV:+.0f} meV ({c.fwhm_deviation_nm:+.1f} nm)")
     for w in result.warnings:
-        click.echo(f"warning: {w}", err=True)
+        echo_warning(w)
 
 
 def _from_runs(root, charges, host_run, band_edge, correction, temperature_K, broadening,
                pl_nm, pl_fwhm_nm, output, force):
     """`luminescence RUN_DIR --from-runs`: the result of finished runs (optics.from_runs)."""
-    from pathlib import Path
-
-    from perovdefect.errors import AnalysisError
     from perovdefect.optics.from_runs import luminescence_from_runs
-    pair = None
-    if charges:
-        try:
-            pair = tuple(int(q) for q in charges.split(","))
-        except ValueError:
-            pair = ()
-        if len(pair) != 2:
-            raise AnalysisError(f"--charges {charges!r}: expected Q_INITIAL,Q_FINAL (e.g. 1,0)")
-    if output and Path(output).exists() and not force:
-        raise AnalysisError(f"--output {output} exists (give --force to overwrite)")
-    result = luminescence_from_runs(root, pair, host_run, band_edge, correction,
+    output_file(output, force)
+    result = luminescence_from_runs(root, charges, host_run, band_edge, correction,
                                     temperature_K, broadening, pl_nm, pl_fwhm_nm,
                                     log=lambda m: click.echo(m, err=True))
     if output:

@@ -3,11 +3,14 @@ periodic cell, GKFO-corrected (thin over perovdefect.optics.gkfo)."""
 
 from __future__ import annotations
 
-import math
 import warnings
-from pathlib import Path
 
 import click
+
+from perovdefect.cli.common import FiniteFloat, echo_warning, emit_document, output_file
+
+#: dielectric constants accepted (>= 1: vacuum; the largest known static ones are ~1e4)
+DIELECTRIC = FiniteFloat(min=1.0, max=1e4)
 
 
 @click.command()
@@ -22,10 +25,10 @@ import click
               help="Host band the carrier comes from or goes to: an electron joining the "
                    "defect from the CBM (capture, emission) or the VBM (absorption); one "
                    "leaving it to a VBM hole (emission) or the CBM (photo-ionisation).")
-@click.option("--eps-total", type=float,
+@click.option("--eps-total", type=DIELECTRIC,
               help="Static dielectric constant eps_0 (electronic + ionic); default: the "
                    "shipped value of the host compound.")
-@click.option("--eps-electronic", type=float,
+@click.option("--eps-electronic", type=DIELECTRIC,
               help="Electronic dielectric constant eps_inf; default: the shipped value.")
 @click.option("--compound", help="Compound whose shipped dielectric constants apply "
               "(default: the host's reduced formula).")
@@ -41,21 +44,13 @@ def vertical(host, initial, final, edge, eps_total, eps_electronic, compound, as
 
     from perovdefect.optics.gkfo import gkfo_vertical_transition
     from perovdefect.parsers import parse
-    if output and Path(output).exists() and not force:
-        raise click.BadParameter(f"{output} exists (give --force to overwrite)",
-                                 param_hint="--output")
-    for name, value in (("--eps-total", eps_total), ("--eps-electronic", eps_electronic)):
-        if value is not None and not (math.isfinite(value) and value >= 1.0):
-            raise click.BadParameter("must be a finite number >= 1", param_hint=name)
+    output_file(output, force)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         docs = [parse(p) for p in (host, initial, final)]
     result = gkfo_vertical_transition(*docs, edge, dielectric_total=eps_total,
                                       dielectric_electronic=eps_electronic, compound=compound)
-    if output:
-        result.to_json(output, indent=1)
-    if as_json:
-        click.echo(result.to_json(indent=1))
+    if emit_document(result, output, as_json):
         return
     t, c = result.transition, result.correction
     click.echo(f"{result.process} ({t.kind})")
@@ -69,4 +64,4 @@ def vertical(host, initial, final, edge, eps_total, eps_electronic, compound, as
                f"{result.host_gap_eV:.4f} eV); eps_0 {np.trace(c.dielectric_total) / 3:g}, "
                f"eps_inf {np.trace(c.dielectric_electronic) / 3:g} ({c.dielectric_source})")
     for w in result.warnings:
-        click.echo(f"warning: {w}", err=True)
+        echo_warning(w)

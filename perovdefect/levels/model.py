@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field
 
 from perovdefect.calcs.document import CalcSummary, ElectronicStructure
-from perovdefect.documents import Document
+from perovdefect.documents import Document, Part
 from perovdefect.errors import AnalysisError
 from perovdefect.levels.ingap import DefectLevels, find_in_gap_states, soc_corrected_gap
 from perovdefect.levels.pl import compare_with_pl
@@ -49,25 +49,40 @@ class ModelAnalysis(Document):
         return data
 
 
-def analyze_model(results: list[dict], final_step: str, pl_nm: float | None = None,
-                  campaign: str | None = None, model: str | None = None) -> ModelAnalysis:
-    """`results`: dicts with role (host/defect), label, charge, step, path (result.json)."""
-    final = [r for r in results if r["step"] == final_step]
-    hosts = [r for r in final if r["role"] == "host"]
+class StepResultRef(Part):
+    """Where one finished step's result lies: what a campaign step hands the level analysis
+    (role host or defect; charge relative to the host, e; path of its result.json)."""
+
+    role: str
+    label: str
+    charge: int
+    step: str
+    path: str
+
+
+def analyze_model(results: list[StepResultRef | dict], final_step: str,
+                  pl_nm: float | None = None, campaign: str | None = None,
+                  model: str | None = None) -> ModelAnalysis:
+    """In-gap states of every defect result at `final_step` against the host's. `results`:
+    StepResultRefs (or their dicts, as FireWorks passes them; extra keys are ignored)."""
+    refs = [r if isinstance(r, StepResultRef) else StepResultRef(
+        **{k: r[k] for k in StepResultRef.model_fields}) for r in results]
+    final = [r for r in refs if r.step == final_step]
+    hosts = [r for r in final if r.role == "host"]
     if not hosts:
-        raise AnalysisError(f"no host result at step {final_step!r} among {len(results)} results")
-    host = ElectronicStructure.from_json(hosts[0]["path"])
-    gaps = {r["step"]: ElectronicStructure.from_json(r["path"]).gap_eV
-            for r in results if r["role"] == "host"}
+        raise AnalysisError(f"no host result at step {final_step!r} among {len(refs)} results")
+    host = ElectronicStructure.from_json(hosts[0].path)
+    gaps = {r.step: ElectronicStructure.from_json(r.path).gap_eV
+            for r in refs if r.role == "host"}
     corrected = None
     if {"pbe", "pbe-soc", "hse06"} <= set(gaps):
         corrected = soc_corrected_gap(gaps["hse06"], gaps["pbe"], gaps["pbe-soc"])
     defects = {}
-    for r in sorted((r for r in final if r["role"] == "defect"), key=lambda r: r["charge"]):
-        levels = find_in_gap_states(host, ElectronicStructure.from_json(r["path"]))
+    for r in sorted((r for r in final if r.role == "defect"), key=lambda r: r.charge):
+        levels = find_in_gap_states(host, ElectronicStructure.from_json(r.path))
         if pl_nm and levels.transitions_eV:
             levels.pl_comparison = compare_with_pl(levels.transitions_eV, pl_nm)
-        defects[r["label"]] = DefectAnalysis(charge=r["charge"], **levels.model_dump())
+        defects[r.label] = DefectAnalysis(charge=r.charge, **levels.model_dump())
     return ModelAnalysis(campaign=campaign, model=model, final_step=final_step,
                          host=host.calc_summary(), defects=defects, host_gaps_by_step_eV=gaps,
                          host_gap_hse06_soc_corrected_eV=corrected)

@@ -102,7 +102,7 @@ def check_consistent(runs: list[Run]) -> None:
         a, b = ref.doc.structure, r.doc.structure
         if a.symbols != b.symbols:
             raise AnalysisError(f"{r.source} holds other atoms (or another order) than "
-                                f"{ref.source} (a host run? give it apart with --host)")
+                                f"{ref.source} (a host run? give it apart with `host`)")
         if not np.allclose(a.cell_A, b.cell_A, atol=1e-4) or a.pbc != b.pbc:
             raise AnalysisError(f"{r.source} has another cell than {ref.source}")
 
@@ -120,13 +120,13 @@ def split_states(runs: list[Run], charges: tuple[int, int] | None
     if len(qs) == 2:
         if charges is None or sorted(charges) != sorted(qs):
             raise AnalysisError(f"two charge states {qs} found: say which emits with "
-                                "--charges Q_INITIAL,Q_FINAL (e.g. 1,0 for q+1 + e(CBM) -> "
-                                "q0)")
+                                "`charges` (initial and final charge, e.g. 1,0 for q+1 + "
+                                "e(CBM) -> q0)")
         for r in runs:
             r.state = f"q{int(round(r.doc.charge)):+d}"
         return "charge", f"q{charges[1]:+d}", f"q{charges[0]:+d}"
     if charges is not None:
-        raise AnalysisError(f"--charges {charges} given, but the tree holds one charge state "
+        raise AnalysisError(f"`charges` {charges} given, but the tree holds one charge state "
                             f"({qs[0] if qs else 'unknown'})")
     for r in runs:
         r.state = "excited" if _promoted(r.doc) else "ground"
@@ -213,8 +213,8 @@ def luminescence_from_runs(root: str | Path, charges: tuple[int, int] | None = N
     E_corr(q_f). Every inconsistency is one AnalysisError."""
     root = Path(root)
     if charges is not None and host is None and band_edge_eV is None:
-        raise AnalysisError("the charge route needs the host's band edge: give --host RUN (the "
-                            "host at the same level of theory) or --band-edge-eV")
+        raise AnalysisError("the charge route needs the host's band edge: give `host` (a run "
+                            "of the host at the same level of theory) or `band_edge_eV`")
     host_dir = None
     if host is not None:
         host_dir = Path(host) if Path(host).is_dir() else Path(host).parent
@@ -302,7 +302,7 @@ def _charge_route(charges, final: ElectronicStructure, host, band_edge_eV, corre
     q_i, q_f = charges
     edge = band_edge(q_i, q_f)
     if band_edge_eV is not None:
-        value, source = float(band_edge_eV), "given (--band-edge-eV)"
+        value, source = float(band_edge_eV), "given by the user"
     elif host is not None:
         from perovdefect.optics.charge_route import _edge_from_host
         from perovdefect.parsers import parse
@@ -313,8 +313,8 @@ def _charge_route(charges, final: ElectronicStructure, host, band_edge_eV, corre
                                 f"defect runs ({'; '.join(diff)})")
         value, source = _edge_from_host(hdoc, edge, str(host)), f"{edge.upper()} of {host}"
     else:
-        raise AnalysisError("the charge route needs the host's band edge: give --host RUN (the "
-                            "host at the same level of theory) or --band-edge-eV")
+        raise AnalysisError("the charge route needs the host's band edge: give `host` (a run "
+                            "of the host at the same level of theory) or `band_edge_eV`")
     return ChargeRoute(charge_initial=q_i, charge_final=q_f, band_edge=edge,
                        band_edge_eV=value, band_edge_source=source, correction_eV=correction_eV,
                        correction_detail="given" if correction_eV is not None else "",

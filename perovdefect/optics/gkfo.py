@@ -192,10 +192,8 @@ def resolve_dielectrics(compound: str, total: float | ArrayLike | None,
     from perovdefect.thermo.corrections import _dielectric_tensor
     from perovdefect.thermo.data import dielectric_constant
     out, sources = [], []
-    for value, kind, arg in ((total, "total", "dielectric_total (CLI: --eps-total), eps_0 = "
-                              "electronic + ionic"),
-                             (electronic, "electronic", "dielectric_electronic (CLI: "
-                              "--eps-electronic), eps_inf")):
+    for value, kind, arg in ((total, "total", "`dielectric_total` (eps_0 = electronic + ionic)"),
+                             (electronic, "electronic", "`dielectric_electronic` (eps_inf)")):
         if value is None:
             try:
                 rec = dielectric_constant(compound, kind)

@@ -88,8 +88,8 @@ def plan(photons: dict[str, int | None], workers: int, budget_bytes: int | None
         return workers, {}, None
     refused = {k: (f"its {n:.3g} photons need ~{gb(analysis_bytes(n))} to analyse (the whole "
                    f"recording is held: {BYTES_PER_PHOTON} bytes per photon + "
-                   f"{gb(PROCESS_BYTES)}) but the memory budget is {gb(budget_bytes)}; give "
-                   "--max-memory-gb on a machine with more memory")
+                   f"{gb(PROCESS_BYTES)}) but the memory budget is {gb(budget_bytes)}; raise "
+                   "`max_memory_gb` on a machine with more memory")
                for k, n in photons.items() if n is not None
                and analysis_bytes(n) > budget_bytes}
     sizes = sorted((analysis_bytes(n) for k, n in photons.items()
@@ -101,7 +101,7 @@ def plan(photons: dict[str, int | None], workers: int, budget_bytes: int | None
     if use < workers:
         note = (f"{use} worker(s) instead of {workers}: the {workers} largest recordings "
                 f"together need ~{gb(sum(sizes[:workers]))}, more than the memory budget "
-                f"{gb(budget_bytes)} (--max-memory-gb)")
+                f"{gb(budget_bytes)} (`max_memory_gb`)")
     return use, refused, note
 
 

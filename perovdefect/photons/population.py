@@ -111,21 +111,21 @@ def recordings(inputs: Iterable[str | Path], group_by: str | None = None,
     out = [r for m in manifests for r in read_manifest(m)]
     files = _files(p for p in inputs if not str(p).lower().endswith(".csv"))
     if excitation_N is not None and len(excitation_N) not in (1, len(files)):
-        raise PerovDefectError(f"--excitation-N has {len(excitation_N)} values for "
+        raise PerovDefectError(f"`excitation_N` has {len(excitation_N)} values for "
                                f"{len(files)} files (give one per file or one for all)")
     pattern = None
     if group_by:
         try:
             pattern = re.compile(group_by)
         except re.error as exc:
-            raise PerovDefectError(f"--group-by {group_by!r}: not a regular expression "
+            raise PerovDefectError(f"`group_by` {group_by!r}: not a regular expression "
                                    f"({exc})") from None
     for i, f in enumerate(files):
         particle, N = f.stem, None
         if pattern is not None:
             m = pattern.search(f.name)
             if m is None:
-                raise PerovDefectError(f"{f}: the name does not match --group-by {group_by!r}")
+                raise PerovDefectError(f"{f}: the name does not match `group_by` {group_by!r}")
             groups = m.groupdict()
             particle = groups.get("particle") or (m.group(1) if m.groups() else m.group(0))
             if groups.get("N"):

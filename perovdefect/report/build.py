@@ -11,21 +11,28 @@ from typing import Any
 
 import numpy as np
 
+from perovdefect.documents import write_atomic
 from perovdefect.errors import ParseError, ReportError
 from perovdefect.levels.model import ModelAnalysis
 from perovdefect.levels.pl import PLPeak
 from perovdefect.report.model import ReportModel, analyses_of, collect_model
 from perovdefect.report.render import draw_figures, render_html, write_pdf
+from perovdefect.workflows.table import CampaignTable
+
+#: the data series each figure draws (report.figdata), beside the PNG files
+FIGURE_DATA = "data.json"
 
 
 @dataclass
 class ReportInputs:
     """Everything the report shows. analyses: ModelAnalysis documents (or their dicts);
-    steps: campaign step rows (collect); photon_stats: one PhotonStats per particle or
-    recording; pl: (wavelength_nm, intensity, fitted PLPeak)."""
+    steps: campaign step rows (collect: StepRow documents or their dicts); photon_stats: one
+    PhotonStats per particle or recording; pl: (wavelength_nm, intensity, fitted PLPeak);
+    calculations: report.model.Calculation rows of outputs given without a campaign (a
+    campaign's come from its steps)."""
 
     analyses: list[Any] = field(default_factory=list)
-    steps: list[dict] = field(default_factory=list)
+    steps: list[Any] = field(default_factory=list)
     photon_stats: list[Any] = field(default_factory=list)
     power_series: Any = None
     pl: tuple[np.ndarray, np.ndarray, PLPeak] | None = None
@@ -39,11 +46,16 @@ class ReportInputs:
     luminescence: list[Any] = field(default_factory=list)
     #: a PopulationStats (`photons population`), shown in its own section
     population: Any = None
+    calculations: list[Any] = field(default_factory=list)
+    #: a campaign's ConcentrationEntry rows (Fermi levels and concentrations per model)
+    concentrations: list[Any] = field(default_factory=list)
+    #: the campaign table itself (its candidate emitters: report/candidates.py)
+    campaign_table: CampaignTable | None = None
 
 
-def load_campaign_results(source: str | Path) -> dict:
+def load_campaign_results(source: str | Path) -> CampaignTable:
     """Campaign results from a `campaign collect` JSON (no FireWorks needed), a project folder
-    (embedded LaunchPad) or a MongoDB my_launchpad.yaml."""
+    (embedded LaunchPad) or a MongoDB my_launchpad.yaml; a JSON table needs no FireWorks."""
     path = Path(source)
     if not path.exists():
         raise ReportError(f"{path}: no such campaign folder, results JSON or LaunchPad file")
@@ -52,56 +64,42 @@ def load_campaign_results(source: str | Path) -> dict:
             raise ReportError(f"{path}: not a perovdefect project folder (no "
                               "launchpad_store.json)")
         from perovdefect.workflows.campaign import collect
-        return load_campaign_results_table(collect(path), str(path))
+        return collect(path)
     if path.suffix in (".yaml", ".yml"):
         from perovdefect.workflows.campaign import collect
-        return load_campaign_results_table(collect(launchpad_file=path), str(path))
+        return collect(launchpad_file=path)
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{path}: not a campaign results JSON ({exc})") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or \
-            not isinstance(data.get("analyses"), list):
-        raise ReportError(f"{path}: not a `perovdefect campaign collect` table "
-                          "(needs 'steps' and 'analyses' lists)")
-    return load_campaign_results_table(data, str(path))
-
-
-def load_campaign_results_table(data: dict, source: str = "campaign results") -> dict:
-    """A `campaign collect` table with its analyses validated into ModelAnalysis documents."""
-    try:
-        return dict(data, analyses=analyses_of(data.get("analyses", [])))
+        return CampaignTable.from_json(path)
     except ParseError as exc:
-        raise ReportError(f"{source}: {exc}") from None
+        raise ReportError(f"{exc} (not a `perovdefect campaign collect` table)") from None
 
 
-def campaign_extras(results: dict, source: str | Path = "campaign results") -> tuple[list, list]:
-    """(FormationResult documents, LuminescenceResult documents) of a `campaign collect` table
-    whose campaign has `thermodynamics:` / `luminescence:` blocks (empty lists otherwise)."""
-    from perovdefect.optics.run import RESULT, LuminescenceResult
-    from perovdefect.thermo.calculations import FormationResult
-    try:
-        formation = [FormationResult.from_dict(f["result"], source=f"{source}: {f['model']}")
-                     for f in results.get("formation", []) if "result" in f]
-        lum = [LuminescenceResult.from_json(Path(x["run_dir"]) / RESULT)
-               for x in results.get("luminescence", [])
-               if (Path(x["run_dir"]) / RESULT).is_file()]
-    except (ParseError, KeyError, TypeError) as exc:
-        raise ReportError(f"{source}: {exc}") from None
-    return formation, lum
+def campaign_extras(results: CampaignTable) -> tuple[list, list, list]:
+    """(FormationResult documents, LuminescenceResult documents, ConcentrationEntry rows) of a
+    `campaign collect` table whose campaign has `thermodynamics:` / `luminescence:` blocks
+    (empty lists otherwise); a concentration row without a result keeps its problem."""
+    return ([f.result for f in results.formation if f.result is not None],
+            [row.result for row in results.luminescence], list(results.concentrations))
 
 
 def analyses_from_documents(host: str | Path, defects: list[str | Path],
-                            pl_nm: float | None = None,
-                            allow_mixed: bool = False) -> list[ModelAnalysis]:
-    """Level analyses from the outputs of any code (no campaign needed)."""
+                            pl_nm: float | None = None, allow_mixed: bool = False,
+                            calculations: list | None = None) -> list[ModelAnalysis]:
+    """Level analyses from the outputs of any code (no campaign needed); each output's level
+    of theory is appended to `calculations` (report.model.Calculation rows) when given."""
     from perovdefect.levels import compare_with_pl, find_in_gap_states
     from perovdefect.levels.model import DefectAnalysis
     from perovdefect.parsers import parse
+    from perovdefect.report.model import Calculation
     host_doc = parse(host)
+    if calculations is not None:
+        calculations.append(Calculation(run=Path(host).name, source=str(host),
+                                        theory=host_doc.theory))
     defects_out = {}
     for d in defects:
         doc = parse(d)
+        if calculations is not None:
+            calculations.append(Calculation(run=Path(d).name, source=str(d), theory=doc.theory))
         levels = find_in_gap_states(host_doc, doc, allow_mixed=allow_mixed)
         if pl_nm and levels.transitions_eV:
             levels.pl_comparison = compare_with_pl(levels.transitions_eV, pl_nm)
@@ -156,16 +154,16 @@ def raw_file_settings(path: Path, settings: Any = None, background_cps: float | 
                     update={"origin": f"the existing analysis {existing}"})
             except ParseError as exc:
                 raise ReportError(f"{existing}: the existing analysis of {path} cannot be "
-                                  f"read ({exc}); give --photon-settings") from None
+                                  f"read ({exc}); give `settings`") from None
         else:
             settings = AnalysisSettings(origin=(
-                f"perovdefect's defaults (no --photon-settings and no {existing.name} "
+                f"perovdefect's defaults (no settings given and no {existing.name} "
                 "beside the file)"))
     if background_cps is not None and background_cps != settings.background_cps_per_detector:
         settings = settings.model_copy(update={
             "background_cps_per_detector": background_cps,
             "origin": f"{settings.origin}, background {background_cps:g} counts/s per detector "
-                      "from --background-cps"})
+                      "given by the user"})
     return settings
 
 
@@ -178,23 +176,58 @@ def build_report(inputs: ReportInputs, out_dir: str | Path,
         raise ReportError("nothing to report: give campaign results / documents, formation or "
                           "luminescence results and/or photon data")
     inputs.analyses = analyses_of(inputs.analyses)
+    return write_report(collect_model(inputs, title), out_dir)
+
+
+def write_report(model: ReportModel, out_dir: str | Path) -> dict:
+    """Draw and write a report from its model alone: OUT/report.html, OUT/report.json,
+    OUT/report.pdf, OUT/figures/*.png and OUT/figures/data.json (the data each figure draws,
+    report.figdata); returns the model as a dict (report.json, with the file paths)."""
     out = Path(out_dir)
     figdir = out / "figures"
     try:
         figdir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ReportError(f"{out}: cannot create the report folder ({exc.strerror})") from None
-    model = collect_model(inputs, title)
-    figures = draw_figures(model, inputs)
+    drawn: dict[str, Any] = {}
+    figures = draw_figures(model, drawn)
     for name, data in figures.items():
         (figdir / name).write_bytes(data)
-    (out / "report.html").write_text(render_html(model, figures, inputs))
+    write_atomic(figdir / FIGURE_DATA, json.dumps(drawn, allow_nan=False))
+    (out / "report.html").write_text(render_html(model, figures))
     write_pdf(out / "report.pdf", figures)
     model.files = {"html": str(out / "report.html"), "json": str(out / "report.json"),
-                   "pdf": str(out / "report.pdf"), "figures": str(figdir)}
+                   "pdf": str(out / "report.pdf"), "figures": str(figdir),
+                   "figure_data": str(figdir / FIGURE_DATA)}
     model.to_json(out / "report.json", indent=1)
     return model.to_dict()
 
 
+def load_report_model(source: str | Path) -> ReportModel:
+    """The ReportModel of a report.json (or of the report folder holding one); a one-line
+    ReportError naming the file for a missing, corrupted, foreign or older one."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "report.json"
+    if not path.is_file():
+        raise ReportError(f"{source}: no such report.json (give a report's report.json or "
+                          "its folder)")
+    try:
+        return ReportModel.from_json(path)
+    except ParseError as exc:
+        text = " ".join(str(exc).split())  # one line whatever the parser said
+        if "schema version" not in text:
+            text += (" (not a report.json written by this perovdefect; "
+                     f"{ReportModel.REGENERATE_HINT})")
+        raise ReportError(text) from None
+
+
+def rebuild_report(source: str | Path, out_dir: str | Path) -> dict:
+    """The same report again, drawn from its report.json alone (read whole before anything is
+    written, so `out_dir` may be its own folder)."""
+    return write_report(load_report_model(source), out_dir)
+
+
 __all__ = ["ReportInputs", "ReportModel", "analyses_from_documents", "build_report",
-           "load_campaign_results", "load_photon_stats", "raw_file_settings"]
+           "load_campaign_results", "load_photon_stats", "load_report_model", "raw_file_settings",
+           "rebuild_report", "write_report"]

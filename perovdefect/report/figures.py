@@ -1,4 +1,6 @@
-"""Report figures from documents: the level diagram and the PL spectrum with its fit."""
+"""Report figures from documents: the level diagram, the PL spectrum with its fit, the
+formation-energy and configuration-coordinate diagrams and the predicted vs measured PL. Each
+takes the typed parts of the report model (perovdefect.report.model) and nothing else."""
 
 from __future__ import annotations
 
@@ -16,13 +18,14 @@ KIND_STYLE = {"defect": ("k", "-"), "perturbed_host": ("tab:orange", "--"),
               "delocalized": ("0.6", ":")}
 
 
-def level_diagram(analyses: list, pl: dict | None = None,
+def level_diagram(analyses: list, pl=None,
                   experimental_gap: tuple[float, float] | None = None):
     """Host band edges (VBM at 0) and in-gap states per defect and charge (eV above the VBM),
     with a wavelength axis for transitions, the measured PL peak (centre +- FWHM/2) as a band,
     and the experimental gap as a dashed line. Localised defect states are black and solid,
     perturbed host states orange and dashed, delocalised states grey and dotted; occupied states
-    carry a triangle. `analyses`: ModelAnalysis documents."""
+    carry a triangle. `analyses`: ModelAnalysis documents; `pl`: a PLReference
+    (perovdefect.report.model)."""
     columns = []
     for a in analyses:
         for label, d in a.defects.items():
@@ -46,10 +49,10 @@ def level_diagram(analyses: list, pl: dict | None = None,
     for kind, (color, ls) in KIND_STYLE.items():
         ax.plot([], [], color=color, ls=ls, label=kind.replace("_", " ") + " state")
     if pl:
-        half = (pl.get("pl_fwhm_meV") or 0.0) / 2e3  # a PL value without a width: a line
-        lo, hi = pl["pl_eV"] - half, pl["pl_eV"] + half
+        half = (pl.pl_fwhm_meV or 0.0) / 2e3  # a PL value without a width: a line
+        lo, hi = pl.pl_eV - half, pl.pl_eV + half
         ax.axhspan(lo, hi if hi > lo else lo + 0.01, color="tab:green", alpha=0.35,
-                   label=f"PL {pl['pl_nm']:.0f} nm ({pl['pl_eV']:.2f} eV) above VBM")
+                   label=f"PL {pl.pl_nm:.0f} nm ({pl.pl_eV:.2f} eV) above VBM")
     if experimental_gap:
         ax.axhline(experimental_gap[0], ls="--", color="tab:red", lw=1,
                    label=f"experimental gap {experimental_gap[0]:.2f} eV")
@@ -68,10 +71,10 @@ def level_diagram(analyses: list, pl: dict | None = None,
     return fig
 
 
-def pl_figure(wavelength_nm: np.ndarray, intensity: np.ndarray, peak,
-              transitions_nm: list[float] | None = None):
+def pl_figure(wavelength_nm, intensity, peak, transitions_nm: list[float] | None = None):
     """Spectrum, fitted PLPeak position/width, and the computed transitions compared with it
     as vertical lines."""
+    wavelength_nm = np.asarray(wavelength_nm, float)
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(wavelength_nm, intensity, color="k", lw=1, label="PL spectrum")
     c, w = peak.center_nm, peak.fwhm_nm
@@ -170,3 +173,101 @@ def pl_overlay_figure(lum, wavelength_nm=None, intensity=None, measured=None):
     ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def absorption_figure(wavelength_nm, absorbance):
+    """The measured absorption spectrum."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(wavelength_nm, absorbance, color="k")
+    ax.set_xlabel("wavelength (nm)")
+    ax.set_ylabel("absorbance")
+    fig.tight_layout()
+    return fig
+
+
+def ground_state_figure(search):
+    """Relaxed energy (eV, relative to the unperturbed start) against the bond distortion of
+    ShakeNBreak's starts of one defect in one charge state; the other starts (Rattled, Dimer)
+    as labelled points at the right; the chosen start ringed. `search`: a GroundStateSearch
+    (perovdefect.thermo.ground_state)."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    bonds = sorted((r.bond_distortion if r.bond_distortion is not None else 0.0,
+                    r.relative_energy_eV, r.distortion) for r in search.results
+                   if r.relative_energy_eV is not None and (r.bond_distortion is not None
+                                                            or r.distortion == "Unperturbed"))
+    ax.plot([100 * b for b, _, _ in bonds], [e for _, e, _ in bonds], "o-", color="k")
+    others = [r for r in search.results if r.relative_energy_eV is not None
+              and r.bond_distortion is None and r.distortion != "Unperturbed"]
+    right = 100 * max([b for b, _, _ in bonds] + [0.0]) + 10
+    for i, r in enumerate(others):
+        ax.plot([right + 10 * i], [r.relative_energy_eV], "s", color=f"C{i + 1}",
+                label=r.distortion)
+    chosen = next(r for r in search.results if r.distortion == search.lowest)
+    x = 100 * (chosen.bond_distortion or 0.0) if chosen in [r for r in search.results
+                                                             if r not in others] else \
+        right + 10 * others.index(chosen)
+    ax.plot([x], [chosen.relative_energy_eV], "o", ms=14, mfc="none", color="tab:red",
+            label=f"chosen: {search.lowest}")
+    ax.set_xlabel("bond distortion (%)")
+    ax.set_ylabel("E - E(unperturbed) (eV)")
+    ax.set_title(f"{search.model or ''} {search.defect}", fontsize=8)
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def concentration_figure(th):
+    """Left: the Fermi level (eV above the VBM) at each chemical-potential limit, in
+    equilibrium at the synthesis temperature and frozen after the quench, inside the host's
+    band edges. Right: each defect's charge states and the carriers (cm^-3, log scale) at each
+    limit (filled: synthesis temperature; open, dotted: frozen). `th`: a DefectThermodynamics
+    (perovdefect.thermo.documents)."""
+    labels = [lim.limit for lim in th.limits]
+    x = np.arange(len(labels))
+    gap = th.host_dos.band_gap_eV
+    quenched = th.quench_temperature_K is not None
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(9.5, 4))
+    ax.axhspan(-0.3, 0.0, color="tab:blue", alpha=0.3, label="valence band")
+    ax.axhspan(gap, gap + 0.3, color="tab:red", alpha=0.3, label="conduction band")
+    ax.plot(x, [lim.equilibrium.fermi_level_above_vbm_eV for lim in th.limits], "o-",
+            color="k", label=f"equilibrium, {th.temperature_K:g} K")
+    if quenched:
+        ax.plot(x, [lim.quenched.fermi_level_above_vbm_eV for lim in th.limits], "s--",
+                color="tab:green", label=f"frozen, {th.quench_temperature_K:g} K")
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylim(-0.3, gap + 0.3)
+    ax.set_ylabel("Fermi level above the VBM (eV)")
+    ax.legend(fontsize=6)
+    series = _concentration_series(th)
+    for i, (name, eq, frozen) in enumerate(series):
+        bx.plot(x, eq, "o-", color=f"C{i}", label=name)
+        if quenched:
+            bx.plot(x, frozen, "o:", color=f"C{i}", mfc="none")
+    bx.set_yscale("log")
+    positive = [v for _, eq, fr in series for v in (*eq, *fr) if v > 0]
+    if positive:  # a charge state 30 decades below the largest shows as zero
+        bx.set_ylim(max(min(positive), max(positive) * 1e-30) / 3, max(positive) * 3)
+    bx.set_xticks(x, labels, fontsize=7)
+    bx.set_ylabel("concentration (cm$^{-3}$)")
+    bx.legend(fontsize=6, loc="best")
+    bx.set_title("filled: synthesis; open, dotted: frozen" if quenched else
+                 f"at {th.temperature_K:g} K", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _concentration_series(th) -> list[tuple[str, list[float], list[float]]]:
+    """(name, concentrations at each limit at T, frozen at T2 (empty without a quench)) of
+    every defect charge state, then of electrons and holes (cm^-3; NaN where absent)."""
+    def at(sol, defect, q):
+        return next((c.concentration_cm3 for c in sol.concentrations
+                     if (c.defect, c.charge) == (defect, q)), float("nan"))
+    keys = list(dict.fromkeys((c.defect, c.charge) for lim in th.limits
+                              for c in lim.equilibrium.concentrations))
+    sols = [(lim.equilibrium, lim.quenched) for lim in th.limits]
+    out = [(f"{d} {q:+d}", [at(e, d, q) for e, _ in sols],
+            [at(f, d, q) for _, f in sols if f is not None]) for d, q in keys]
+    out += [(name, [getattr(e, attr) for e, _ in sols],
+             [getattr(f, attr) for _, f in sols if f is not None])
+            for name, attr in (("electrons n", "electrons_cm3"), ("holes p", "holes_cm3"))]
+    return out

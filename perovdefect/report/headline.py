@@ -6,11 +6,15 @@ section. Units: eV, nm, ns."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from perovdefect.documents import Part
+from perovdefect.report.particles import LevelRow
+
+if TYPE_CHECKING:
+    from perovdefect.report.model import PLReference
 
 
 class MeasuredLifetime(Part):
@@ -45,29 +49,29 @@ class EmissionHeadline(Part):
     limitations: list[str] = []
 
 
-def measured_lifetimes(level_rows: list[list[dict[str, Any]]]) -> list[MeasuredLifetime]:
+def measured_lifetimes(level_rows: list[list[LevelRow]]) -> list[MeasuredLifetime]:
     """Median lifetime (ns) of the brightest emitting level ("ON") and, where a particle has
     more than one emitting level, of its dimmest ("GRAY"), over the particles."""
     on, gray = [], []
     for rows in level_rows:
-        emitting = [r for r in rows if r.get("kind") == "emitting" and r.get("tau_ns")]
+        emitting = [r for r in rows if r.kind == "emitting" and r.tau_ns]
         if not emitting:
             continue
-        emitting.sort(key=lambda r: r["counts_per_bin"])
-        on.append(emitting[-1]["tau_ns"])
+        emitting.sort(key=lambda r: r.counts_per_bin)
+        on.append(emitting[-1].tau_ns)
         if len(emitting) > 1:
-            gray.append(emitting[0]["tau_ns"])
+            gray.append(emitting[0].tau_ns)
     return [MeasuredLifetime(level=name, tau_ns=float(np.median(v)), n_particles=len(v))
             for name, v in (("ON (brightest level)", on), ("GRAY (dimmest emitting level)",
                                                           gray)) if v]
 
 
-def emission_headline(lum, pl_reference: dict | None,
+def emission_headline(lum, pl_reference: PLReference | None,
                       lifetimes: list[MeasuredLifetime]) -> EmissionHeadline:
     """The headline of one LuminescenceResult `lum` (see perovdefect.optics.run)."""
     s = lum.summary()
-    measured_nm = pl_reference.get("pl_nm") if pl_reference else None
-    measured_fwhm = pl_reference.get("fwhm_nm") if pl_reference else None
+    measured_nm = pl_reference.pl_nm if pl_reference else None
+    measured_fwhm = pl_reference.fwhm_nm if pl_reference else None
     if lum.comparison is not None:
         measured_nm = lum.comparison.measured_peak_nm
         measured_fwhm = lum.comparison.measured_fwhm_nm

@@ -2,7 +2,8 @@
 for the report, its per-particle table, its fractions with binomial errors and its figure.
 
 The report model keeps the PopulationStats itself (typed, in report.json); this module only
-turns it into rows for the template and draws `population.png`."""
+turns it into rows for the template (`population.png` is drawn by
+perovdefect.photons.figures.population_figure from the same document)."""
 
 from __future__ import annotations
 
@@ -83,12 +84,3 @@ def population_section(doc: PopulationStats | None) -> dict[str, Any] | None:
         "particle_header": PARTICLE_HEADER, "particle_rows": particle_rows(doc),
         "fraction_header": FRACTION_HEADER, "fraction_rows": fraction_rows(doc),
         "failed": [[k, v] for k, v in doc.failed.items()], "notes": doc.notes}
-
-
-def population_figures(doc: PopulationStats | None) -> dict[str, bytes]:
-    """{FIGURE: PNG bytes} of the population figure (empty without a population)."""
-    if doc is None:
-        return {}
-    from perovdefect.photons.figures import population_figure
-    from perovdefect.report.render import png
-    return {FIGURE: png(population_figure(doc))}

@@ -1,18 +1,23 @@
 """Draw the report's figures and render the model: HTML (Jinja2 template, autoescaped), JSON
-(the model itself), PDF (the figures, matplotlib PdfPages) and PNG files."""
+(the model itself), PDF (the figures, matplotlib PdfPages) and PNG files. Everything here reads
+the ReportModel alone, so report.json rebuilds the same report."""
 
 from __future__ import annotations
 
 import base64
 import io
 import json
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from perovdefect.report.candidates import candidate_view
+from perovdefect.report.concentrations import concentration_view
 from perovdefect.report.model import ReportModel
-from perovdefect.report.population import population_figures, population_section
+from perovdefect.report.population import FIGURE as POPULATION_FIGURE
+from perovdefect.report.population import population_section
 
 
 def png(fig) -> bytes:
@@ -23,42 +28,58 @@ def png(fig) -> bytes:
     return buf.getvalue()
 
 
-def draw_figures(model: ReportModel, inputs) -> dict[str, bytes]:
-    """name -> PNG bytes for every figure the model calls for."""
-    from perovdefect.photons.figures import power_series_figure
-    from perovdefect.report.figures import (cc_figure, formation_figure, level_diagram,
-                                            pl_figure, pl_overlay_figure)
-    figs: dict[str, bytes] = {}  # each figure is rendered and closed as soon as it is drawn
-    if inputs.analyses:
-        exp = model.reference["experimental_gap"]
-        figs["level_diagram.png"] = png(level_diagram(inputs.analyses, model.pl_reference,
-                                                      (exp[0], exp[1])))
-    if inputs.pl is not None:
-        wl, y, peak = inputs.pl
+def figure_makers(model: ReportModel) -> dict[str, Callable[[], Any]]:
+    """name -> a function drawing that figure from the model alone (a matplotlib Figure, or
+    None where the data hold nothing to draw), for every figure the model calls for."""
+    from perovdefect.photons.figures import population_figure, power_series_figure
+    from perovdefect.report import figures as rf
+    makers: dict[str, Callable[[], Any]] = {}
+    if model.analyses:
+        gap = model.reference.experimental_gap
+        makers["level_diagram.png"] = lambda: rf.level_diagram(
+            model.analyses, model.pl_reference, (gap.low_eV, gap.high_eV))
+    if model.pl is not None:
         compared = [s.transition_nm for s in model.in_gap_states if s.compared_with_pl]
-        figs["pl_spectrum.png"] = png(pl_figure(wl, y, peak, compared))
-    if inputs.absorption is not None:
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots(figsize=(5, 3))
-        ax.plot(*inputs.absorption, color="k")
-        ax.set_xlabel("wavelength (nm)")
-        ax.set_ylabel("absorbance")
-        fig.tight_layout()
-        figs["absorption.png"] = png(fig)
-    for i, st in enumerate(inputs.photon_stats):
+        makers["pl_spectrum.png"] = lambda: rf.pl_figure(
+            model.pl.spectrum.wavelength_nm, model.pl.spectrum.values, model.pl.peak, compared)
+    if model.absorption is not None:
+        makers["absorption.png"] = lambda: rf.absorption_figure(
+            model.absorption.wavelength_nm, model.absorption.values)
+    for i, st in enumerate(model.photon_stats):
         for name, maker in particle_figures(st).items():
-            fig = maker(st)
-            if fig is not None:
-                figs[f"particle{i}_{name}.png"] = png(fig)
-    for i, f in enumerate(inputs.formation):
-        figs[f"formation{i}.png"] = png(formation_figure(f))
-    for i, lum in enumerate(inputs.luminescence):
-        figs[f"cc{i}.png"] = png(cc_figure(lum))
-        wl, y = (inputs.pl[0], inputs.pl[1]) if inputs.pl is not None else (None, None)
-        figs[f"pl_overlay{i}.png"] = png(pl_overlay_figure(lum, wl, y))
-    if inputs.power_series:
-        figs["power_series.png"] = png(power_series_figure(inputs.power_series))
-    figs.update(population_figures(model.population))
+            makers[f"particle{i}_{name}.png"] = partial(maker, st)
+    for i, f in enumerate(model.formation):
+        makers[f"formation{i}.png"] = partial(rf.formation_figure, f)
+    for i, gs in enumerate(model.ground_states):
+        makers[f"ground_state{i}.png"] = partial(rf.ground_state_figure, gs)
+    for i, c in enumerate(model.concentrations):
+        if c.result is not None:
+            makers[f"concentrations{i}.png"] = partial(rf.concentration_figure, c.result)
+    measured = model.pl.spectrum if model.pl is not None else None
+    for i, lum in enumerate(model.luminescence):
+        makers[f"cc{i}.png"] = partial(rf.cc_figure, lum)
+        makers[f"pl_overlay{i}.png"] = partial(
+            rf.pl_overlay_figure, lum, measured and measured.wavelength_nm,
+            measured and measured.values)
+    if model.power_series is not None:
+        makers["power_series.png"] = partial(power_series_figure, model.power_series)
+    if model.population is not None:
+        makers[POPULATION_FIGURE] = partial(population_figure, model.population)
+    return makers
+
+
+def draw_figures(model: ReportModel, data: dict[str, Any] | None = None) -> dict[str, bytes]:
+    """name -> PNG bytes for every figure the model calls for, drawn from the model alone;
+    `data`, when given, receives name -> the data each figure draws (report.figdata)."""
+    from perovdefect.report.figdata import figure_data
+    figs: dict[str, bytes] = {}  # each figure is rendered and closed as soon as it is drawn
+    for name, make in figure_makers(model).items():
+        fig = make()
+        if fig is None:
+            continue
+        if data is not None:
+            data[name] = figure_data(fig)
+        figs[name] = png(fig)
     return figs
 
 
@@ -109,9 +130,9 @@ def _headline_rows(m: ReportModel) -> list[list]:
     return rows
 
 
-def _model_size(lum: dict) -> str:
-    if lum.get("model") == "periodic":
-        return f"crystal, {lum.get('n_atoms')} atoms"
+def _model_size(lum) -> str:
+    if lum.model == "periodic":
+        return f"crystal, {lum.n_atoms} atoms"
     return "isolated cluster"
 
 
@@ -126,66 +147,118 @@ def _summary_rows(m: ReportModel) -> list[list]:
                          f"(spin {s.spin}) above the VBM",
                          s.energy_above_vbm_eV, f"{s.transition_nm:.0f} nm"])
     if m.pl_reference:
-        rows.append(["measured PL peak (eV)", m.pl_reference["pl_eV"],
-                     f"{m.pl_reference['pl_nm']:.1f} nm"])
+        rows.append(["measured PL peak (eV)", m.pl_reference.pl_eV,
+                     f"{m.pl_reference.pl_nm:.1f} nm"])
     for i, p in enumerate(m.particles):
-        if p.get("g2_0") is not None:
-            rows.append([f"particle {i}: g2(0)", p["g2_0"],
-                         f"M = {p['n_emitters']:.2f} +- {p['n_emitters_err']:.2f}"
-                         if p.get("n_emitters") else "M undefined (g2(0) >= 1)"])
-        if p.get("levels_g2_agree") is not None:
-            rows.append([f"particle {i}: emitters from levels vs g2",
-                         p.get("emitters_from_levels"),
-                         "agree" if p["levels_g2_agree"] else "DISAGREE"])
+        if p.g2_0 is not None:
+            rows.append([f"particle {i}: g2(0)", p.g2_0,
+                         f"M = {p.n_emitters:.2f} +- {p.n_emitters_err:.2f}"
+                         if p.n_emitters else "M undefined (g2(0) >= 1)"])
+        if p.levels_g2_agree is not None:
+            rows.append([f"particle {i}: emitters from levels vs g2", p.emitters_from_levels,
+                         "agree" if p.levels_g2_agree else "DISAGREE"])
     if m.power_series:
-        fit = m.power_series["mean_intensity_fit"]
-        rows.append(["power-law exponent", fit["exponent"], fit["regime"]])
+        fit = m.power_series.mean_intensity_fit
+        rows.append(["power-law exponent", fit.exponent, fit.regime])
     for f in m.formation:
-        for t in f["transition_levels"]:
-            rows.append([f"{f['defect']} eps({t['charges'][0]:+d}/{t['charges'][1]:+d}) above "
-                         "VBM (eV)", t["level_above_vbm_eV"], f"correction {f['correction']}"])
+        for t in f.diagram.transition_levels:
+            rows.append([f"{f.diagram.defect} eps({t.charges[0]:+d}/{t.charges[1]:+d}) above "
+                         "VBM (eV)", t.level_above_vbm_eV, f"correction {f.correction}"])
     for lum in m.luminescence:
-        rows.append([f"predicted PL peak, {lum['structure']} (eV)", lum["predicted_pl_peak_eV"],
-                     f"{lum['predicted_pl_peak_nm']:.1f} nm, FWHM "
-                     f"{lum['predicted_pl_fwhm_nm']:.1f} nm"])
-        if "comparison" in lum:
-            c = lum["comparison"]
-            rows.append(["predicted minus measured PL peak (eV)", c["peak_deviation_eV"],
-                         f"{c['peak_deviation_nm']:+.1f} nm; FWHM "
-                         f"{c['fwhm_deviation_nm']:+.1f} nm"])
+        s = lum.spectrum
+        rows.append([f"predicted PL peak, {lum.structure} (eV)", s.peak_eV,
+                     f"{s.peak_nm:.1f} nm, FWHM {s.fwhm_nm:.1f} nm"])
+        if lum.comparison is not None:
+            c = lum.comparison
+            rows.append(["predicted minus measured PL peak (eV)", c.peak_deviation_eV,
+                         f"{c.peak_deviation_nm:+.1f} nm; FWHM "
+                         f"{c.fwhm_deviation_nm:+.1f} nm"])
     return rows
 
 
-def render_html(model: ReportModel, figures: dict[str, bytes], inputs) -> str:
+def _particle_sections(m: ReportModel, figures: dict[str, bytes]) -> list[dict[str, Any]]:
+    """What the template shows of each particle: its summary, lines, levels, figures."""
+    out = []
+    for i, (st, p, levels) in enumerate(zip(m.photon_stats, m.particles, m.particle_levels)):
+        lines = []
+        if p.g2_interpretation:
+            lines.append(f"g2(0) read as: {p.g2_interpretation}")
+        if p.levels_g2_agree is not None:
+            lines.append(f"emitters from the intensity levels: {p.emitters_from_levels}; "
+                         f"from g2: {_fmt(p.n_emitters, 2)} -> "
+                         f"{'they agree' if p.levels_g2_agree else 'they DISAGREE'}")
+        out.append({
+            "name": Path(st.source).name, "summary": p, "lines": lines,
+            "level_rows": [[r.level, r.counts_per_bin, r.fraction, r.tau_ns, r.photons, r.kind]
+                           for r in levels],
+            "figures": [f"particle{i}_{n}.png" for n in particle_figures(st)
+                        if f"particle{i}_{n}.png" in figures]})
+    return out
+
+
+THEORY_HEADER = ["run", "code", "functional", "exact exchange", "screening (1/A)",
+                 "cutoff (eV)", "basis", "potentials", "k-points", "grid spacing (A)",
+                 "grid points", "smearing", "further inputs", "source"]
+
+
+def _kpoints_text(k) -> str | None:
+    if k is None:
+        return None
+    if k.mesh is not None:
+        text = "x".join(str(n) for n in k.mesh)
+        return text + (f" shifted {k.shift}" if k.shift and any(k.shift) else "")
+    if k.explicit_frac is not None:
+        return f"{len(k.explicit_frac)} listed"
+    return None if k.density_inv_A is None else f"density {k.density_inv_A:g} /A"
+
+
+def _theory_rows(m: ReportModel) -> list[list]:
+    """One row per calculation: the level of theory it ran at (THEORY_HEADER)."""
+    rows = []
+    for c in m.provenance.calculations:
+        t = c.theory
+        if t is None:
+            rows.append([c.run, c.note or "not recorded (a result written before levels of "
+                         "theory were)"] + [None] * (len(THEORY_HEADER) - 3) + [c.source])
+            continue
+        rows.append([
+            c.run, t.code, f"{t.functional}{'+SOC' if t.soc else ''}", t.exact_exchange_fraction,
+            t.screening_inv_A, t.cutoff_eV, t.basis_set,
+            "; ".join(p.label() + (f" ({p.checksum})" if p.checksum else "")
+                      for p in t.potentials) if t.potentials else None,
+            _kpoints_text(t.kpoints), t.grid_spacing_A,
+            "x".join(map(str, t.grid_points)) if t.grid_points else None,
+            f"{t.smearing} {t.smearing_width_eV:g} eV" if t.smearing_width_eV is not None
+            else t.smearing,
+            "; ".join(f"{k}={v}" for k, v in sorted(t.code_tags.items())) or None, c.source])
+    return rows
+
+
+def _formation_rows(m: ReportModel) -> tuple[list[list], list[list]]:
+    """(E_f at the VBM per defect, limit and charge; transition levels in and outside the
+    gap)."""
+    energies = [[f.diagram.defect, fe.limit, c.charge, c.at_vbm_eV] for f in m.formation
+                for fe in f.diagram.formation_energies for c in fe.formation_energies]
+    levels = [[f.diagram.defect, f"{t.charges[0]:+d}/{t.charges[1]:+d}", t.level_above_vbm_eV,
+               where] for f in m.formation
+              for where, group in (("inside", f.diagram.transition_levels),
+                                   ("outside", f.diagram.levels_outside_gap)) for t in group]
+    return energies, levels
+
+
+def render_html(model: ReportModel, figures: dict[str, bytes]) -> str:
+    """The report page, from the model and its figures alone."""
     env = Environment(loader=PackageLoader("perovdefect.report", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True))
     env.filters["fmt"] = _fmt
     b64 = {name: base64.b64encode(data).decode() for name, data in figures.items()}
-    particles = []
-    for i, (st, summary, levels) in enumerate(zip(inputs.photon_stats, model.particles,
-                                                  model.particle_levels)):
-        lines = []
-        if summary.get("g2_interpretation"):
-            lines.append(f"g2(0) read as: {summary['g2_interpretation']}")
-        if summary.get("levels_g2_agree") is not None:
-            lines.append(f"emitters from the intensity levels: "
-                         f"{summary.get('emitters_from_levels')}; from g2: "
-                         f"{_fmt(summary.get('n_emitters'), 2)} -> "
-                         f"{'they agree' if summary['levels_g2_agree'] else 'they DISAGREE'}")
-        particles.append({
-            "name": Path(st.source).name, "summary": summary, "lines": lines,
-            "level_rows": [[r.get("level"), r.get("counts_per_bin"), r.get("fraction"),
-                            r.get("tau_ns"), r.get("photons"), r.get("kind")] for r in levels],
-            "figures": [f"particle{i}_{n}.png" for n in particle_figures(st)
-                        if f"particle{i}_{n}.png" in figures]})
-    ps = model.power_series or {}
-    power_rows = [list(r) for r in zip(ps.get("excitation_N", []),
-                                       ps.get("mean_counts_per_bin", []),
-                                       ps.get("brightest_level_counts_per_bin", []),
-                                       ps.get("brightest_level_tau_ns", []))]
-    calc_rows = [[s.get("model"), s.get("label"), s.get("step"), s.get("code"),
-                  s.get("functional"), s.get("soc"), s.get("converged"), s.get("gap_eV"),
-                  s.get("state")] for s in inputs.steps]
+    ps = model.power_series
+    power_rows = [] if ps is None else [list(r) for r in zip(
+        ps.excitation_N, ps.mean_counts_per_bin, ps.brightest_level_counts_per_bin,
+        ps.brightest_level_tau_ns)]
+    calc_rows = [[s.model, s.label, s.step, s.code, s.functional, s.soc, s.converged, s.gap_eV,
+                  s.state] for s in model.steps]
+    formation_rows, level_rows = _formation_rows(model)
     return env.get_template("report.html.j2").render(
         m=model, figures=b64, summary_rows=_summary_rows(model),
         gap_rows=[[g.model, g.level, g.gap_eV, g.experimental_gap_eV,
@@ -195,21 +268,21 @@ def render_html(model: ReportModel, figures: dict[str, bytes], inputs) -> str:
                      s.occupation, s.transition_eV, s.transition_nm, s.compared_with_pl,
                      s.deviation_from_pl_eV, s.ipr, s.character, s.basis]
                     for s in model.in_gap_states],
-        particles=particles, power_rows=power_rows, calc_rows=calc_rows,
-        formation_rows=[[f["defect"], lim, q, e] for f in model.formation
-                        for lim, per_q in f["formation_energies_at_vbm_eV"].items()
-                        for q, e in per_q.items()],
-        level_rows=[[f["defect"], f"{t['charges'][0]:+d}/{t['charges'][1]:+d}",
-                     t["level_above_vbm_eV"], "inside" if t in f["transition_levels"] else
-                     "outside"] for f in model.formation
-                    for t in f["transition_levels"] + f["levels_outside_gap"]],
-        lum_rows=[[lum["structure"], _model_size(lum), lum["level_of_theory"], lum["zpl_eV"],
-                   lum["absorption_eV"], lum["emission_eV"], lum["delta_q_amu05_A"],
-                   lum["hbar_omega_ground_meV"], lum["huang_rhys_ground"],
-                   lum["predicted_pl_peak_nm"], lum["predicted_pl_fwhm_nm"],
-                   lum.get("radiative_lifetime_ns")] for lum in model.luminescence],
-        settings_rows=[[k, v] for k, v in model.provenance.calculations.items()],
-        population=population_section(model.population))
+        particles=_particle_sections(model, figures), power_rows=power_rows,
+        calc_rows=calc_rows, formation_rows=formation_rows, level_rows=level_rows,
+        lum_rows=[[lum.structure, _model_size(lum), lum.level_of_theory, lum.cc.zpl_eV,
+                   lum.cc.e_abs_eV, lum.cc.e_em_eV, lum.cc.delta_q_amu05_A,
+                   lum.cc.ground.hbar_omega_meV, lum.cc.huang_rhys_ground,
+                   lum.spectrum.peak_nm, lum.spectrum.fwhm_nm,
+                   lum.radiative.radiative_lifetime_ns if lum.radiative else None]
+                  for lum in model.luminescence],
+        theory_header=THEORY_HEADER, theory_rows=_theory_rows(model),
+        population=population_section(model.population),
+        concentrations=concentration_view(model.concentrations),
+        candidates=candidate_view(model.candidates),
+        gs_rows=[[[r.distortion, r.bond_distortion, r.relative_energy_eV,
+                   r.reconstruction or "", r.converged] for r in gs.results]
+                 for gs in model.ground_states])
 
 
 def write_pdf(path: Path, figures: dict[str, bytes]) -> None:

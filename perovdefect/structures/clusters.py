@@ -21,6 +21,8 @@ PB_BR_BOND_RANGE_A = (2.7, 3.3)  # accepted Pb-Br bond lengths; the crystals giv
 PB_BR_CUTOFF_A = 3.6  # neighbours closer than this count as octahedral Br
 DEFAULT_PADDING_A = 6.0
 CLUSTER_KINDS = ("pbbr6-octahedron", "cs4pbbr6-molecule", "crystal-cutout")
+#: the defects the cluster builders make (build_cluster(..., vacancy=True))
+CLUSTER_DEFECTS = ("V_Br",)
 
 
 @lru_cache(maxsize=4)
@@ -95,7 +97,7 @@ def pbbr6_octahedron(vacancy: bool = False, padding_A: float = DEFAULT_PADDING_A
         del atoms[1]
     name = ("PbBr5_VBr" if vacancy else "PbBr6") + f"_q{charge:+d}"
     return _finish(atoms, name, "pbbr6-octahedron", charge, padding_A,
-                   {"vacancy": vacancy, "defect": "V_Br" if vacancy else None})
+                   {"vacancy": vacancy, "defect": CLUSTER_DEFECTS[0] if vacancy else None})
 
 
 def cs4pbbr6_molecule(vacancy: bool = False, padding_A: float = DEFAULT_PADDING_A,
@@ -115,7 +117,7 @@ def cs4pbbr6_molecule(vacancy: bool = False, padding_A: float = DEFAULT_PADDING_
         del atoms[1]
     name = "Cs4PbBr6_molecule" + ("_VBr" if vacancy else "") + (f"_q{charge:+d}" if charge else "")
     return _finish(atoms, name, "cs4pbbr6-molecule", charge, padding_A,
-                   {"vacancy": vacancy, "defect": "V_Br" if vacancy else None,
+                   {"vacancy": vacancy, "defect": CLUSTER_DEFECTS[0] if vacancy else None,
                     "cs_pb_distance_A": round(float(s * np.sqrt(3)), 4)})
 
 
@@ -182,7 +184,7 @@ def crystal_cutout(compound: str = "Cs4PbBr6", radius_A: float = 6.0, pb_index: 
     name = f"{compound}_cutout_r{radius_A:g}" + ("_VBr" if vacancy_xyz is not None else "")
     return _finish(atoms, name, "crystal-cutout", q, padding_A,
                    {"parent": compound, "radius_A": radius_A, "vacancy": vacancy_xyz is not None,
-                    "defect": "V_Br" if vacancy_xyz is not None else None,
+                    "defect": CLUSTER_DEFECTS[0] if vacancy_xyz is not None else None,
                     "n_octahedra": species.count("Pb")})
 
 

@@ -80,6 +80,39 @@ class StructureRecord:
             return mol
         return AseAtomsAdaptor.get_structure(self.atoms)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The record's JSON form, the only one (structure files, FireWorks specs):
+        {"symbols", "positions_A" (Cartesian, A), "cell_A" (rows, A), "pbc", "metadata"}.
+
+        Metadata numpy scalars and arrays become plain numbers and lists, tuples lists, keys
+        strings; any other object is refused (StructureError naming its key), never stringified.
+        Through JSON, from_dict gives back the same symbols, positions, cell and pbc (bit for
+        bit) and metadata equal in value."""
+        return {"symbols": self.atoms.get_chemical_symbols(),
+                "positions_A": self.atoms.positions.tolist(),
+                "cell_A": self.atoms.cell.array.tolist(), "pbc": self.atoms.pbc.tolist(),
+                "metadata": _jsonable(self.metadata, strict=f"{self.name}: metadata")}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "structure record") -> StructureRecord:
+        """The record of a to_dict form (also what older files and LaunchPad specs hold, the
+        same layout); `source` names it in the StructureError for a malformed one."""
+        if not isinstance(d, dict):
+            raise StructureError(f"{source}: a structure record must be a JSON object, got "
+                                 f"{type(d).__name__}")
+        missing = [k for k in ("symbols", "positions_A", "cell_A", "pbc") if k not in d]
+        if missing:
+            raise StructureError(f"{source}: structure record lacks {missing}")
+        try:
+            atoms = Atoms(d["symbols"], positions=d["positions_A"], cell=d["cell_A"],
+                          pbc=d["pbc"])
+        except Exception as exc:  # ASE's error for a bad symbol or shape: name the source
+            raise StructureError(f"{source}: bad structure record: {exc}") from exc
+        metadata = d.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise StructureError(f"{source}: structure record metadata must be a mapping")
+        return cls(atoms, copy.deepcopy(metadata))
+
     def summary(self) -> dict[str, Any]:
         """Metadata plus formula and atom count, JSON-ready."""
         out = {"formula": self.atoms.get_chemical_formula(mode="metal"), "n_atoms": len(self.atoms)}
@@ -96,11 +129,7 @@ class StructureRecord:
         fmt = format_for_path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "json":
-            doc = {"metadata": _jsonable(self.metadata),
-                   "symbols": self.atoms.get_chemical_symbols(),
-                   "positions_A": self.atoms.positions.tolist(),
-                   "cell_A": self.atoms.cell.array.tolist(), "pbc": self.atoms.pbc.tolist()}
-            path.write_text(json.dumps(doc, indent=1))
+            path.write_text(json.dumps(self.to_dict(), indent=1))
         elif fmt == "extxyz":
             import ase.io
             atoms = self.to_ase()
@@ -129,10 +158,7 @@ def read_structure(path: str | Path) -> StructureRecord:
     fmt = format_for_path(path)
     try:
         if fmt == "json":
-            doc = json.loads(path.read_text())
-            atoms = Atoms(doc["symbols"], positions=doc["positions_A"], cell=doc["cell_A"],
-                          pbc=doc["pbc"])
-            return StructureRecord(atoms, doc.get("metadata", {}))
+            return StructureRecord.from_dict(json.loads(path.read_text()), source=str(path))
         if fmt == "extxyz":
             import ase.io
             atoms = ase.io.read(path, format="extxyz")
@@ -160,14 +186,18 @@ def _read_pymatgen(path: Path) -> Structure:
     return structure
 
 
-def _jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays inside dicts/lists to plain Python for JSON and extxyz."""
+def _jsonable(obj: Any, strict: str | None = None) -> Any:
+    """Convert numpy scalars/arrays inside dicts/lists to plain Python for JSON and extxyz.
+    strict (a prefix for the message): refuse, with a StructureError naming the key, any
+    value JSON cannot hold; otherwise such values pass through unchanged."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): _jsonable(v, strict and f"{strict}[{k!r}]") for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [_jsonable(v, strict) for v in obj]
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
+    if strict and not (obj is None or isinstance(obj, (str, int, float))):
+        raise StructureError(f"{strict} holds a {type(obj).__name__}, which has no JSON form")
     return obj

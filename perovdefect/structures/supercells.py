@@ -81,7 +81,7 @@ def _refuse_size(n_atoms: int, max_atoms: int, request: str, why: str) -> None:
     mem = f"{gib:.3g} GiB" if gib >= 0.1 else f"{n_atoms * BYTES_PER_SITE / 2**20:.3g} MiB"
     raise StructureError(
         f"{request} needs at least {n_atoms:,} atoms ({why}; ~{mem} just to hold the "
-        f"structure), above the limit of {max_atoms:,} atoms (max_atoms / --max-atoms)")
+        f"structure), above the limit of {max_atoms:,} atoms (`max_atoms`)")
 
 
 def check_size(atoms: Atoms, min_image_distance_A: float | None = None,
@@ -259,7 +259,7 @@ def minimal_supercell_matrix(cell: np.ndarray, min_image_distance_A: float, max_
     if round(abs(np.linalg.det(H))) > max_cells:
         stopped = " (search budget reached)" if exhausted else ""
         raise StructureError(f"no supercell with image distance >= {d:g} A found within "
-                             f"{max_cells} unit cells{stopped}; raise max_atoms / --max-atoms")
+                             f"{max_cells} unit cells{stopped}; raise `max_atoms`")
     P = H @ op
     _, op2 = minkowski_reduce(P @ cell)
     P = np.asarray(op2 @ P, dtype=int)

@@ -19,6 +19,7 @@ from perovdefect.thermo.documents import (
     ChemicalPotentialLimit,
     ClusterBoundCheck,
     Correction,
+    DefectThermodynamics,
     EfnvCorrection,
     FermiLevelSolution,
     FormationEnergyDiagram,
@@ -28,15 +29,16 @@ from perovdefect.thermo.documents import (
     StabilityRegion,
     TransitionLevel,
 )
-from perovdefect.thermo.fermi import solve_fermi_level
+from perovdefect.thermo.fermi import solve_fermi_level, solve_frozen_fermi_level
 from perovdefect.thermo.formation import formation_energy_diagram, lower_envelope_kinks
 
 __all__ = [
-    "CS_PB_BR_PHASES", "ChemicalPotentialLimit", "ClusterBoundCheck", "Correction", "EfnvCorrection",
+    "CS_PB_BR_PHASES", "ChemicalPotentialLimit", "ClusterBoundCheck", "Correction",
+    "DefectThermodynamics", "EfnvCorrection",
     "FermiLevelSolution", "FormationEnergyDiagram", "FreysoldtCorrection", "HostStability",
     "PhaseEnergy", "StabilityRegion", "TransitionLevel", "check_cluster_bound",
     "competing_phases", "dielectric_constant", "efnv_correction", "experimental_formation_enthalpy",
     "formation_energy_diagram", "freysoldt_correction", "host_stability",
     "isolated_cluster_correction", "lower_envelope_kinks", "require_bound",
-    "solve_fermi_level", "stability_region",
+    "solve_fermi_level", "solve_frozen_fermi_level", "stability_region",
 ]

@@ -26,7 +26,8 @@ from perovdefect.thermo.corrections import (check_cluster_bound, freysoldt_corre
                                             isolated_cluster_correction)
 from perovdefect.thermo.chempots import host_stability, stability_region
 from perovdefect.thermo.documents import (ClusterBoundCheck, CompetingPhases, Correction,
-                                          FormationEnergyDiagram, PhaseEnergy)
+                                          DefectThermodynamics, FormationEnergyDiagram,
+                                          PhaseEnergy)
 from perovdefect.thermo.formation import formation_energy_diagram
 
 CorrectionKind = Literal["none", "fnv", "efnv"]
@@ -46,6 +47,8 @@ class FormationResult(Document):
     defect_site_frac: list[float] | None = None
     chemical_potentials: str = ""
     warnings: list[str] = Field(default_factory=list)
+    #: Fermi level and concentrations per limit (`formation --fermi`), else None
+    thermodynamics: DefectThermodynamics | None = None
 
 
 def _name(doc: ElectronicStructure) -> str:
@@ -144,14 +147,14 @@ def formation_from_calculations(
             raise AnalysisError(f"{name}: a different defect ({this}) from the others ({change})")
         change = this
         if name in charges:
-            q, charges_from[name] = int(charges[name]), "given (--charge)"
+            q, charges_from[name] = int(charges[name]), "given by the user"
         elif doc.charge is not None:
             # clusters carry their total charge; the defect's is relative to the host's
             q = int(round(doc.charge - (host.charge or 0.0)))
             charges_from[name] = "from the calculation"
         else:
             raise AnalysisError(f"{name}: its charge is unknown (no valence data in the output); "
-                                f"give it: --charge {name}=Q")
+                                "give it with `charges`")
         if q in energies:
             raise AnalysisError(f"{name}: charge {q:+d} given twice "
                                 f"(also {_name(by_charge[q])})")
@@ -168,12 +171,16 @@ def formation_from_calculations(
         corrections = {q: [isolated_cluster_correction(q)] for q in energies}
         note = "none needed: isolated clusters have no periodic images"
         kind = "none (isolated cluster)"
+    elif not any(energies):  # only q = 0: a periodic correction of charge 0 is zero
+        note = "none needed: only neutral defects (no charged images)"
+        kind = "none (neutral only)"
     elif correction == "none":
-        note = "none applied (--correction none): charged periodic cells keep their image error"
+        note = "none applied, as asked: charged periodic cells keep their image error"
         kind = "none"
     elif correction == "fnv":
         if dielectric is None or not np.isfinite(dielectric) or dielectric <= 0:
-            raise AnalysisError("the FNV correction needs a positive --dielectric constant")
+            raise AnalysisError("the FNV correction needs a positive dielectric constant "
+                                "`dielectric`")
         if host.planar_potential is None:
             raise AnalysisError(f"{_name(host)}: no electrostatic potential in the document, "
                                 "which FNV needs")
@@ -191,7 +198,7 @@ def formation_from_calculations(
         kind = "fnv"
     elif correction == "efnv":
         raise AnalysisError("eFNV needs atomic-site potentials, which the documents do not hold "
-                            "yet; use --correction fnv (planar potentials) or none")
+                            "yet; use `correction` fnv (planar potentials) or none")
     else:
         raise AnalysisError(f"unknown correction {correction!r}: none, fnv or efnv")
     if chemical_potentials:
@@ -274,7 +281,7 @@ def limits_for(phases: CompetingPhases, host: ElectronicStructure, compound: str
     try:
         return phases.limits(formula)
     except AnalysisError as exc:
-        hint = "" if compound else " (for a cluster model, name its crystal: --compound)"
+        hint = "" if compound else " (for a cluster model, name its crystal with `compound`)"
         raise AnalysisError(f"{source}: {exc}{hint}") from None
 
 

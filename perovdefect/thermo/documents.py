@@ -236,7 +236,12 @@ class DefectConcentration(Part):
 
 class FermiLevelSolution(Document):
     """Self-consistent Fermi level from charge neutrality (dilute defects, Boltzmann occupation
-    of the defect sites, Fermi-Dirac occupation of the host bands)."""
+    of the defect sites, Fermi-Dirac occupation of the host bands).
+
+    mode "equilibrium": every charge state in equilibrium at temperature_K. Mode "frozen":
+    each defect's total concentration fixed (`total_concentrations_cm3`, e.g. at the synthesis
+    temperature) and only its charge states and the carriers re-equilibrated at temperature_K
+    (a sample quenched from the growth temperature)."""
 
     temperature_K: float
     limit: str
@@ -245,3 +250,64 @@ class FermiLevelSolution(Document):
     holes_cm3: float
     concentrations: list[DefectConcentration]
     method: str = "charge neutrality: p - n + sum_q q c_q = 0 (brentq)"
+    mode: Literal["equilibrium", "frozen"] = "equilibrium"
+    #: defect -> sum over its charge states (cm^-3); in mode "frozen" the fixed totals
+    total_concentrations_cm3: dict[str, float] = Field(default_factory=dict)
+
+
+class HostDensityOfStates(Part):
+    """How the host DOS entering the carrier densities was built from the bulk calculation:
+    its Kohn-Sham eigenvalues at the run's k-points (weights from the run), each broadened by a
+    normalised Gaussian, on an energy grid with the VBM at 0 (eV)."""
+
+    source: str
+    smearing: Literal["gaussian"] = "gaussian"
+    smearing_width_eV: float
+    energy_step_eV: float
+    n_kpoints: int
+    kpoints: str
+    nspins: int
+    soc: bool
+    n_bands: int
+    cell_volume_A3: float
+    band_gap_eV: float
+    #: the DOS integrated up to mid-gap (electrons per cell): equals the run's electron count
+    electrons_below_midgap: float
+    n_electrons: float | None = None
+    #: highest computed band above the CBM (eV): carriers beyond it are not counted
+    bands_reach_above_cbm_eV: float
+
+
+class ThermodynamicsAtLimit(Part):
+    """Fermi level and concentrations at one chemical-potential limit: in equilibrium at the
+    (synthesis) temperature, and after quenching with the defect totals frozen (if asked)."""
+
+    limit: str
+    equilibrium: FermiLevelSolution
+    quenched: FermiLevelSolution | None = None
+
+
+class DefectThermodynamics(Document):
+    """Equilibrium and frozen-defect Fermi levels, carrier and defect concentrations (cm^-3)
+    per chemical-potential limit, from formation energies and the host DOS."""
+
+    temperature_K: float
+    quench_temperature_K: float | None = None
+    defects: list[str]
+    #: defect -> equivalent sites per host cell (the concentration prefactor N / V)
+    sites_per_cell: dict[str, float]
+    sites_from: dict[str, str]
+    #: defect -> charge -> degeneracy g (1 where not given)
+    degeneracies: dict[str, dict[int, int]] = Field(default_factory=dict)
+    host_dos: HostDensityOfStates
+    limits: list[ThermodynamicsAtLimit]
+    assumptions: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+    def at_limit(self, limit: str) -> ThermodynamicsAtLimit:
+        """The solutions at one chemical-potential limit (by label)."""
+        for lim in self.limits:
+            if lim.limit == limit:
+                return lim
+        raise AnalysisError(f"no chemical-potential limit {limit!r}; have "
+                            f"{[x.limit for x in self.limits]}")

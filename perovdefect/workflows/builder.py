@@ -1,6 +1,7 @@
-"""Campaign -> FireWorks workflows: per model, the host and each V_Br charge state through the
-ladder (a chain of Fireworks), one analysis Firework once all of them are done and, with a
-`luminescence:` block, the DeltaSCF luminescence calculation of its neutral V_Br; with a
+"""Campaign -> FireWorks workflows: per model, the host and each defect's charge states through
+the ladder (a chain of Fireworks; with `ground_state_search:` the first relaxation from each of
+ShakeNBreak's starts, the lowest carried on), one analysis Firework once all of them are done
+and, with a `luminescence:` block, the DeltaSCF luminescence calculation of its neutral defects; with a
 `thermodynamics:` block, one more workflow: every competing phase through the ladder up to the
 total-energy step and one Firework computing the hosts' chemical-potential limits."""
 
@@ -8,17 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 from fireworks import Firework, Workflow
 
 from perovdefect.calcs.protocol import ladder
-from perovdefect.structures import build_cluster, build_vacancies
+from perovdefect.errors import CampaignError
+from perovdefect.structures import build_cluster
+from perovdefect.structures.defects import build_defects, defect_name
 from perovdefect.structures.record import StructureRecord
 from perovdefect.structures.vacancies import build_host
 from perovdefect.workflows.spec import CampaignSpec, ModelSpec
-from perovdefect.workflows.tasks import (AnalyzeLevelsTask, CompetingPhasesTask, LuminescenceTask,
-                                         RunStepTask, record_to_dict)
+from perovdefect.workflows.tasks import (AnalyzeLevelsTask, CompetingPhasesTask, GroundStateTask,
+                                         LuminescenceTask, RunStepTask, record_to_dict)
 
 THERMO_LABEL = "thermodynamics"
 
@@ -34,16 +38,26 @@ def model_records(model: ModelSpec) -> tuple[StructureRecord, list[tuple[str, St
         host = build_cluster(model.cluster, vacancy=False, **kw)
         defects = []
         for q in model.charges:
-            kw_q = dict(kw, charge=host.charge + q)  # q relative to removing a neutral Br atom
+            kw_q = dict(kw, charge=host.charge + q)  # q relative to removing a neutral atom
             rec = build_cluster(model.cluster, vacancy=True, **kw_q)
-            defects.append((f"V_Br_q{q:+d}" if q else "V_Br_q0", rec))
+            defects.append((defect_name(rec.metadata["defect"], q), rec))
         return host, defects
-    # the same primitive-cell supercell build_vacancies removes the site from
+    # the same primitive-cell supercell every defect builder makes its defect in
     host = build_host(model.compound, model.min_image_distance_A, model.target_atoms,
                       model.lattice)
-    recs = build_vacancies(model.compound, model.min_image_distance_A, model.target_atoms,
-                           tuple(model.charges), model.lattice)
+    # pymatgen-analysis-defects' generators, only the families named (V_Br: the same cells,
+    # names and sites as build_vacancies, tests/test_native_defects.py)
+    recs = build_defects(model.compound, _families(model.defects), model.defects,
+                         model.min_image_distance_A, model.target_atoms, tuple(model.charges),
+                         model.lattice)
     return host, [(r.name, r) for r in recs]
+
+
+def _families(names: list[str]) -> list[str]:
+    """The generator families a list of defect names needs (V_X: vacancies, X_i:
+    interstitials, X_Y: antisites), so that no unneeded (slow) generator runs."""
+    return sorted({"vacancies" if n.startswith("V_") else
+                   "interstitials" if n.split("_")[1] == "i" else "antisites" for n in names})
 
 
 def _digest(payload: dict) -> str:
@@ -54,6 +68,8 @@ def model_key(spec: CampaignSpec, model: ModelSpec) -> str:
     """Identity of a model's workflow: the same campaign settings never submit twice."""
     payload = {"code": spec.code, "tier": spec.tier, "relax": spec.relax,
                "protocol": spec.protocol, "model": model.model_dump(), "settings": spec.settings}
+    if spec.ground_state_search is not None and model.model == "supercell":
+        payload["ground_state_search"] = spec.ground_state_search.model_dump()
     if model in spec.luminescence_models():  # what this model's luminescence Firework runs
         payload["luminescence"] = {**spec.luminescence.key_payload(), "pl_nm": spec.pl_nm}
     return f"{spec.name}/{model.label}/{_digest(payload)}"
@@ -64,25 +80,30 @@ def thermo_key(spec: CampaignSpec) -> str:
     # correction and dielectric are applied by `campaign collect`, not run: not part of it
     payload = {"code": spec.code, "tier": spec.tier, "protocol": spec.protocol,
                "settings": spec.settings, "thermodynamics": spec.thermodynamics.model_dump(
-                   exclude={"correction", "dielectric"})}
+                   exclude={"correction", "dielectric", "temperature_K", "quench_temperature_K"})}
     return f"{spec.name}/{THERMO_LABEL}/{_digest(payload)}"
 
 
 def _chain(spec: CampaignSpec, steps, rec: StructureRecord, base: Path, label: str, role: str,
-           charge: int, key: str, model_label: str, settings: dict) -> list[Firework]:
-    """One structure through its steps: a chain of RunStepTask Fireworks."""
+           charge: int, key: str, model_label: str, settings: dict,
+           parent: Firework | None = None, run_dir: Path | None = None) -> list[Firework]:
+    """One structure through its steps: a chain of RunStepTask Fireworks (after `parent` when
+    given; in run_dir/STEP, default base/label/STEP)."""
     fws: list[Firework] = []
-    parent = previous = None
+    previous = None
     for protocol in steps:
         info = {"campaign": spec.name, "model": model_label, "label": label, "role": role,
                 "charge": charge, "step": protocol.name, "key": key}
-        run_dir = str(base / label / protocol.name)
+        if role == "defect" and rec.metadata.get("supercell_multiplicity"):
+            # equivalent sites of this defect per cell: the prefactor of its concentration
+            info["sites_per_cell"] = float(rec.metadata["supercell_multiplicity"])
+        step_dir = str((run_dir or base / label) / protocol.name)
         # `previous`: the last step's directory on the same structure, which a backend may
         # reuse (a ground state); never after a relaxation (the geometry changed)
         task = RunStepTask(structure=record_to_dict(rec), protocol=protocol.as_dict(),
-                           code=spec.code, settings=settings, run_dir=run_dir, info=info,
+                           code=spec.code, settings=settings, run_dir=step_dir, info=info,
                            previous=previous)
-        previous = run_dir if protocol.task == "static" else None
+        previous = step_dir if protocol.task == "static" else None
         fw = Firework([task], name=f"{spec.name}/{model_label}/{label}/{protocol.name}",
                       spec={"_perovdefect": info}, parents=[parent] if parent else None)
         fws.append(fw)
@@ -124,14 +145,20 @@ def model_workflow(spec: CampaignSpec, model: ModelSpec, runs_root: Path) -> Wor
     fws: list[Firework] = []
     last: list[Firework] = []
     final_step = ""
+    search = spec.ground_state_search is not None and model.model == "supercell"
     for role, label, rec in [("host", "host", host)] + [("defect", lab, r) for lab, r in defects]:
         steps = ladder(spec.tier, charge=rec.charge, relax=spec.relax, **spec.protocol)
         final_step = steps[-1].name
-        chain = _chain(spec, steps, rec, base, label, role,
-                       rec.charge - host.charge if role == "defect" else 0, key, model.label,
-                       spec.settings)
+        charge = rec.charge - host.charge if role == "defect" else 0
+        parent = None
+        if role == "defect" and search:  # the distorted starts replace the first relaxation
+            starts = _ground_state_fws(spec, model, host, label, rec, steps[0], base, key)
+            fws += starts
+            parent, steps = starts[-1], steps[1:]
+        chain = _chain(spec, steps, rec, base, label, role, charge, key, model.label,
+                       spec.settings, parent=parent)
         fws += chain
-        last.append(chain[-1])
+        last.append(chain[-1] if chain else parent)
     info = {"campaign": spec.name, "model": model.label, "label": "analysis", "role": "analysis",
             "charge": 0, "step": "analysis", "key": key}
     analysis = Firework([AnalyzeLevelsTask(run_dir=str(base / "analysis"), info=info,
@@ -151,6 +178,50 @@ def model_workflow(spec: CampaignSpec, model: ModelSpec, runs_root: Path) -> Wor
     return Workflow(fws, name=f"{spec.name}/{model.label}",
                     metadata={"perovdefect_campaign": spec.name, "perovdefect_key": key,
                               "perovdefect_hash": spec.content_hash()})
+
+
+def _ground_state_fws(spec: CampaignSpec, model: ModelSpec, host: StructureRecord, label: str,
+                      rec: StructureRecord, relax, base: Path, key: str) -> list[Firework]:
+    """ShakeNBreak's starts of one defect (perovdefect.structures.distortions), each relaxed
+    by a RunStepTask Firework, then the GroundStateTask that picks the lowest: the last
+    Firework of the list, whose chosen structure the rest of the ladder starts from."""
+    from perovdefect.structures.defects import host_oxidation_states
+    from perovdefect.structures.distortions import distort_defect
+    gs = spec.ground_state_search
+    if relax.task != "relax":
+        raise CampaignError("ground_state_search needs the ladder to start with a relaxation")
+    oxi = rec.metadata.get("oxidation_states") or host_oxidation_states(host)
+    try:
+        records = distort_defect(rec, host, oxidation_states=oxi,
+                                 bond_distortions=gs.bond_distortions, dimer=gs.dimer,
+                                 stdev_A=gs.stdev_A, seed=gs.seed)
+    except ValueError as exc:  # ShakeNBreak's own geometry errors (ASE's, in its Dimer)
+        raise CampaignError(f"ShakeNBreak cannot distort {label} in this {len(rec.atoms)}-atom "
+                            f"cell ({exc}): a neighbour may be its own periodic image; use "
+                            "a larger supercell or ground_state_search dimer: false") from None
+    folder = base / label / "ground_state"
+    charge = rec.charge - host.charge
+    fws, starts = [], []
+    for r in records:
+        name = r.metadata["distortion"]
+        # a FireWorks spec key (relaxed_LABEL) and a folder: no '.' (MongoDB keys) or '%'
+        safe = re.sub(r"[^A-Za-z0-9_+-]", "", name.replace("%", "pct").replace(".", "p"))
+        start_label = f"{label}@{safe}"
+        fw = _chain(spec, [relax], r, base, start_label, "distortion", charge, key, model.label,
+                    spec.settings, run_dir=folder / safe)[0]
+        fws.append(fw)
+        starts.append({"distortion": name, "label": start_label,
+                       "run_dir": fw.tasks[0]["run_dir"],
+                       "bond_distortion": r.metadata.get("bond_distortion"),
+                       "num_distorted_neighbours": r.metadata.get("num_distorted_neighbours")})
+    info = {"campaign": spec.name, "model": model.label, "label": label, "role": "analysis",
+            "charge": charge, "step": GroundStateTask.STEP, "key": key}
+    position = rec.metadata.get("defect_position_A") or rec.metadata.get("vacancy_position_A")
+    task = GroundStateTask(run_dir=str(folder), info=info, starts=starts,
+                           defect_position_A=[float(x) for x in position])
+    fws.append(Firework([task], name=f"{spec.name}/{model.label}/{label}/ground_state",
+                        spec={"_perovdefect": info}, parents=fws[:]))
+    return fws
 
 
 def _luminescence_fw(spec: CampaignSpec, model: ModelSpec, label: str, rec: StructureRecord,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 import re
 import shutil
@@ -25,9 +24,13 @@ import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from perovdefect.errors import CampaignError, PerovDefectError
+from perovdefect.workflows.tasks import step_kind
+
+if TYPE_CHECKING:  # the table imports every result document: loaded when collect runs
+    from perovdefect.workflows.table import CampaignTable
 from perovdefect.workflows.store import (init_project, open_launchpad, project_lock,
                                          project_paths, require_project)
 
@@ -38,9 +41,6 @@ DEFAULT_LOST_AFTER = "4h"
 DEFAULT_RESERVED_AFTER = "14d"
 ACTIVE_STATES = ("RUNNING", "RESERVED")
 ProgressFn = Callable[[int, int, str], None]
-#: the file that says a Firework's work is on disk, by its step (every ladder step: step.json)
-RESULT_FILES = {"analysis": "analysis.json", "thermodynamics": "thermodynamics.json",
-                "luminescence": "luminescence.json"}
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -345,8 +345,7 @@ def _spawn(cmd: list[str], pending: list[dict], paths: dict, env: dict,
     def n_done() -> tuple[int, str]:
         done, last = 0, ""
         for name, d, step in dirs:
-            marker = RESULT_FILES.get(step, "step.json")
-            if d is not None and (d / marker).is_file():
+            if d is not None and (d / step_kind(step).DONE_FILE).is_file():
                 done += 1
                 last = name
         return done, last
@@ -429,7 +428,7 @@ def check_output(output: str | Path, force: bool = False) -> Path:
     if path.is_dir():
         raise CampaignError(f"{path}: is a directory, not an output file")
     if path.exists() and not force:
-        raise CampaignError(f"{path}: exists; give --force to overwrite it")
+        raise CampaignError(f"{path}: exists; not overwritten without `force`")
     if not path.parent.is_dir():
         raise CampaignError(f"{path}: its folder {path.parent} does not exist")
     return path
@@ -439,104 +438,104 @@ def check_output(output: str | Path, force: bool = False) -> Path:
 
 def collect(project: str | Path = DEFAULT_PROJECT, launchpad_file: str | Path | None = None,
             output: str | Path | None = None, campaign: str | None = None,
-            force: bool = False) -> dict:
-    """All step results and analyses as one JSON table (written to `output` if given; an
-    existing file only with `force`): steps, level analyses, and -- where the campaign has them
-    -- the competing phases with each host's chemical-potential limits, the formation energies
-    of every model of such a host at those limits, and the luminescence results."""
-    from perovdefect.calcs.document import ElectronicStructure
+            force: bool = False) -> CampaignTable:
+    """All step results and analyses as one typed CampaignTable (written to `output` if given;
+    an existing file only with `force`): steps, level analyses, and -- where the campaign has
+    them -- the competing phases with each host's chemical-potential limits, the formation
+    energies of every defect type of every model of such a host at those limits, and the
+    luminescence results. Each Firework's task class says how its row is read (StepKind)."""
+    from perovdefect.workflows.table import CampaignTable
     out_path = check_output(output, force) if output else None
     with open_launchpad(project, launchpad_file, write=False) as lpad:
         fws = _fireworks(lpad, campaign)
     if campaign and not fws:
         raise CampaignError(f"no campaign named {campaign!r} in this LaunchPad")
-    rows, analyses, thermo, lum = [], [], {}, []
-    docs: dict[str, ElectronicStructure] = {}  # run dir -> its result, read once
+    table = CampaignTable(project=str(project_paths(project)["root"]))
+    docs: dict = {}  # run dir -> its ElectronicStructure, read once
     for fw in sorted(fws, key=lambda f: f["fw_id"]):
         info = fw["spec"]["_perovdefect"]
         d = _run_dir(fw)
-        done = d is not None and (d / RESULT_FILES.get(info["step"], "result.json")).is_file()
-        if info["step"] == "analysis":
-            if done:
-                analyses.append(json.loads((d / "analysis.json").read_text()))
-            continue
-        if info["step"] == "thermodynamics":
-            if done:
-                thermo[info["campaign"]] = json.loads((d / "thermodynamics.json").read_text())
-            continue
-        if info["step"] == "luminescence":
-            if done:
-                from perovdefect.optics.run import LuminescenceResult
-                res = LuminescenceResult.from_json(d / "luminescence.json")
-                lum.append({"campaign": info["campaign"], "model": info["model"],
-                            "defect": info.get("defect", "V_Br_q0"), "run_dir": str(d), **res.summary(), "warnings": res.warnings})
-            continue
-        row = {k: info[k] for k in ("campaign", "model", "label", "role", "charge", "step")}
-        row.update({"state": fw["state"], "fw_id": fw["fw_id"], "run_dir": str(d)})
-        if done:
-            doc = docs[str(d)] = ElectronicStructure.from_json(d / "result.json")
-            row.update({k: v for k, v in doc.summary().items()
-                        if k in ("code", "functional", "soc", "converged", "gap_eV", "vbm_eV",
-                                 "cbm_eV", "n_electrons", "total_energy_eV")})
-            row["custodian_corrections"] = doc.settings.get("custodian_corrections")
-        rows.append(row)
-    table = {"project": str(project_paths(project)["root"]), "steps": rows,
-             "analyses": analyses}
-    if thermo:
-        table["thermodynamics"] = thermo
-        table["formation"] = _formation(project, rows, thermo, docs)
-    if lum:
-        table["luminescence"] = lum
+        kind = step_kind(info["step"])
+        done = d is not None and (d / kind.DONE_FILE).is_file()
+        if done or kind.STEP is None:  # ladder steps get a row, finished or not
+            kind.collect_into(table, info, fw, d, docs)
+    if table.thermodynamics:
+        _formation(project, table, docs)
+    from perovdefect.candidates import campaign_candidates  # ranked against each pl_nm
+    table.candidates = campaign_candidates(project_paths(project)["root"] / "campaigns", table)
     if out_path is not None:
-        from perovdefect.documents import write_atomic
-        write_atomic(out_path, json.dumps(table, indent=1))
+        table.to_json(out_path, indent=1)
     return table
 
 
-def _formation(project: str | Path, rows: list[dict], thermo: dict, docs: dict) -> list[dict]:
-    """Formation energies of each model whose compound has chemical-potential limits, at the
-    thermodynamics step and with the campaign's correction (a model that cannot be analysed
-    gets its reason instead). `docs`: the step results collect read, by run directory."""
-    from perovdefect.thermo.calculations import formation_from_calculations, limits_for
-    from perovdefect.thermo.data import dielectric_constant
-    from perovdefect.thermo.documents import CompetingPhases
+def _formation(project: str | Path, table: CampaignTable, docs: dict) -> None:
+    """Formation energies (perovdefect.thermo) of every defect type of each model whose
+    compound has chemical-potential limits, at the thermodynamics step and with the campaign's
+    correction, and, with a synthesis temperature, the Fermi level and concentrations of the
+    periodic models; a model or defect that cannot be analysed gets its reason instead.
+    `docs`: the step results collect read, by run directory."""
     from perovdefect.workflows.spec import load_campaign
-    out = []
-    for name, data in thermo.items():
-        phases = CompetingPhases.from_dict(data, source=f"{name} thermodynamics.json")
+    for name, phases in table.thermodynamics.items():
         spec_file = project_paths(project)["root"] / "campaigns" / f"{name}.yaml"
         if not spec_file.is_file():
             continue
         spec = load_campaign(spec_file)
-        t = spec.thermodynamics
         for model in spec.models:
-            if model.compound not in t.hosts:
-                continue
-            entry: dict = {"campaign": name, "model": model.label, "step": t.step}
-            # one row per structure: a resubmitted (changed) campaign shares run directories
-            # with the old workflow, whose rows come first (fw_id order): the newest wins
-            latest = {r["label"]: r for r in rows
-                      if r["campaign"] == name and r["model"] == model.label
-                      and r["step"] == t.step and r.get("total_energy_eV") is not None}
-            host = [r for r in latest.values() if r["role"] == "host"]
-            defects = [r for r in latest.values() if r["role"] == "defect"]
-            try:
-                if not host or not defects:
-                    raise PerovDefectError(f"the host and defects of {model.label} have no "
-                                           f"finished {t.step} results yet")
-                charged = model.model == "supercell" and any(r["charge"] for r in defects)
-                correction = t.correction if charged else "none"
-                eps = t.dielectric
-                if eps is None and correction != "none":
-                    eps = dielectric_constant(model.compound).value
-                host_doc = docs[host[0]["run_dir"]]
-                res = formation_from_calculations(
-                    host_doc, [docs[r["run_dir"]] for r in defects],
-                    chemical_potentials=limits_for(phases, host_doc, model.compound,
-                                                   f"campaign {name} thermodynamics"),
-                    correction=correction, dielectric=eps, defect_name="V_Br")
-                entry["result"] = res.model_dump(mode="json")
-            except PerovDefectError as exc:
-                entry["problem"] = str(exc)
-            out.append(entry)
-    return out
+            if _formula_unit(model.compound) in spec.thermodynamics.hosts:
+                _model_formation(table, docs, spec, model, phases)
+
+
+def _formula_unit(compound: str) -> str:
+    """The formula unit of a model's compound (CsPbBr3-cubic -> CsPbBr3): the name of its
+    limits in the competing-phase table."""
+    from perovdefect.structures.crystals import crystal_spec
+    try:
+        return crystal_spec(compound).formula_unit
+    except PerovDefectError:
+        return compound
+
+
+def _model_formation(table: CampaignTable, docs: dict, spec, model, phases) -> None:
+    """The formation (and concentration) entries of one model: rows picked from the table,
+    the thermodynamics done by perovdefect.thermo."""
+    from perovdefect.thermo.concentrations import solve_thermodynamics
+    from perovdefect.thermo.model_formation import formation_by_defect
+    from perovdefect.workflows.table import ConcentrationEntry, FormationEntry
+    t, name = spec.thermodynamics, spec.name
+    rows = table.latest_steps(name, model.label, t.step)
+    host = [r for r in rows if r.role == "host"]
+    defects: dict[str, list] = {}
+    sites: dict[str, float] = {}
+    for r in rows:
+        if r.role == "defect":
+            defects.setdefault(r.defect or r.label, []).append(docs[r.run_dir])
+            if r.sites_per_cell:
+                sites[r.defect or r.label] = r.sites_per_cell
+    if not host or not defects:
+        table.formation.append(FormationEntry(
+            campaign=name, model=model.label, defect=None, step=t.step,
+            problem=f"the host and defects of {model.label} have no finished {t.step} "
+                    "results yet"))
+        return
+    host_doc = docs[host[0].run_dir]
+    results = formation_by_defect(host_doc, defects, phases, _formula_unit(model.compound),
+                                  t.correction, t.dielectric, f"campaign {name} thermodynamics",
+                                  dielectric_compound=model.compound)
+    for defect, res in results.items():
+        table.formation.append(FormationEntry(
+            campaign=name, model=model.label, defect=defect, step=t.step,
+            result=None if isinstance(res, str) else res,
+            problem=res if isinstance(res, str) else None))
+    if t.temperature_K is None:
+        return
+    entry = ConcentrationEntry(campaign=name, model=model.label)
+    done = [r for r in results.values() if not isinstance(r, str)]
+    try:
+        if len(done) != len(results):
+            raise PerovDefectError("concentrations need the formation energies of every "
+                                   "defect of the model; see the formation problems")
+        entry.result = solve_thermodynamics(done, host_doc, t.temperature_K,
+                                            t.quench_temperature_K, sites_per_cell=sites)
+    except PerovDefectError as exc:
+        entry.problem = str(exc)
+    table.concentrations.append(entry)

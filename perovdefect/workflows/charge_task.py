@@ -10,11 +10,12 @@ from pathlib import Path
 from fireworks import Firework, FiretaskBase, FWAction, explicit_serialize
 
 from perovdefect.structures.record import StructureRecord
-from perovdefect.workflows.tasks import record_from_dict, record_to_dict
+from perovdefect.workflows.table import defect_of
+from perovdefect.workflows.tasks import LuminescenceStep, record_from_dict, record_to_dict
 
 
 @explicit_serialize
-class ChargeLuminescenceTask(FiretaskBase):
+class ChargeLuminescenceTask(LuminescenceStep, FiretaskBase):
     """The charge-state route of one vacancy (two charge states, the host's band edge);
     writes RUN_DIR/luminescence.json."""
 
@@ -40,11 +41,6 @@ class ChargeLuminescenceTask(FiretaskBase):
             Path(self["run_dir"]) / "luminescence.json"), **result.summary()})
 
 
-def _site(label: str) -> str:
-    """The vacancy a defect label names without its charge (V_Br_8d_q+1 -> V_Br_8d)."""
-    return label.rsplit("_q", 1)[0]
-
-
 def charge_luminescence_fws(spec, model, host: StructureRecord,
                             defects: list[tuple[str, StructureRecord]], base: Path,
                             key: str) -> list[Firework]:
@@ -54,7 +50,7 @@ def charge_luminescence_fws(spec, model, host: StructureRecord,
     q_i, q_f = lum.charges
     sites: dict[str, dict[int, tuple[str, StructureRecord]]] = {}
     for label, rec in defects:
-        sites.setdefault(_site(label), {})[rec.charge - host.charge] = (label, rec)
+        sites.setdefault(defect_of(label), {})[rec.charge - host.charge] = (label, rec)
     fws = []
     for site, by_charge in sites.items():
         run_dir = base / "luminescence" if len(sites) == 1 else base / site / "luminescence"

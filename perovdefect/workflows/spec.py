@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from perovdefect.calcs.backend import get_backend
 from perovdefect.calcs.protocol import LADDERS, Protocol, ladder
 from perovdefect.errors import CampaignError, ProtocolError
+from perovdefect.structures.clusters import CLUSTER_DEFECTS
 
 
 class _Strict(BaseModel):
@@ -31,9 +33,23 @@ class ModelSpec(_Strict):
     min_image_distance_A: float | None = Field(None, gt=0)
     target_atoms: int | None = Field(None, gt=0)
     lattice: Literal["pbe", "experimental"] = "pbe"
-    defects: list[Literal["V_Br"]] = ["V_Br"]
+    #: native defects by name (V_Br, V_Cs, Br_Cs, Br_i, ...; or a site label such as V_Cs_6a):
+    #: clusters have the cluster builders' defects only (CLUSTER_DEFECTS, the default);
+    #: supercells any defect perovdefect.structures.defects finds
+    defects: list[str] = Field(default_factory=lambda: list(CLUSTER_DEFECTS), min_length=1)
     charges: list[int] = [0]
     host_charge: int | None = None
+
+    @field_validator("defects")
+    @classmethod
+    def _defects(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("defects are listed twice")
+        bad = [d for d in v if not re.fullmatch(r"(V_[A-Z][a-z]?|[A-Z][a-z]?_([A-Z][a-z]?|i))"
+                                                r"(_\w+)?", d)]
+        if bad:
+            raise ValueError(f"defect names look like V_Br, Br_Cs or Br_i, got {bad}")
+        return v
 
     @field_validator("charges")
     @classmethod
@@ -41,6 +57,14 @@ class ModelSpec(_Strict):
         if not v or len(set(v)) != len(v) or any(abs(q) > 4 for q in v):
             raise ValueError("charges must be distinct integers with |q| <= 4")
         return v
+
+    @model_validator(mode="after")
+    def _cluster_defects(self) -> ModelSpec:
+        if self.model == "cluster" and set(self.defects) - set(CLUSTER_DEFECTS):
+            raise ValueError(f"cluster models have the defects {list(CLUSTER_DEFECTS)} only; "
+                             f"{sorted(set(self.defects) - set(CLUSTER_DEFECTS))} need a "
+                             "supercell model")
+        return self
 
     @model_validator(mode="after")
     def _sizes(self) -> ModelSpec:
@@ -91,6 +115,20 @@ class ThermodynamicsSpec(_Strict):
     correction: Literal["fnv", "none"] = "fnv"
     #: dielectric constant for the correction; None: the shipped value of the model's compound
     dielectric: float | None = Field(None, gt=0, allow_inf_nan=False)
+    #: synthesis temperature (K): `collect` then solves the equilibrium Fermi level and every
+    #: defect's concentration (cm^-3) of each periodic model at each limit (host DOS from the
+    #: host's calculation at `step`); None: formation energies only
+    temperature_K: float | None = Field(None, gt=0, le=5000, allow_inf_nan=False)
+    #: with temperature_K: the frozen-defect Fermi level after quenching to this temperature
+    #: (K; defect totals fixed at temperature_K, charge states and carriers re-equilibrated)
+    quench_temperature_K: float | None = Field(None, gt=0, le=5000, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _quench(self) -> ThermodynamicsSpec:
+        if self.quench_temperature_K is not None and self.temperature_K is None:
+            raise ValueError("quench_temperature_K needs temperature_K (the synthesis "
+                             "temperature whose defect totals are frozen)")
+        return self
 
     @model_validator(mode="after")
     def _names(self) -> ThermodynamicsSpec:
@@ -173,6 +211,28 @@ class LuminescenceSpec(_Strict):
         return d
 
 
+class GroundStateSearchSpec(_Strict):
+    """ShakeNBreak's ground-state search (campaign YAML `ground_state_search:`): every defect
+    of every supercell model is relaxed from its distorted starts (and the unperturbed one);
+    the lowest relaxed structure goes on through the rest of the ladder."""
+
+    #: bond distortions (fractions of the bond length, e.g. [-0.3, 0.3]); None: ShakeNBreak's
+    #: -0.6 ... +0.6 in steps of 0.1
+    bond_distortions: list[float] | None = None
+    #: add ShakeNBreak's Dimer start (vacancies); None: ShakeNBreak's default
+    dimer: bool | None = None
+    #: rattle amplitude (A); None: ShakeNBreak's (10 % of the bulk bond length)
+    stdev_A: float | None = Field(None, gt=0, le=1.0, allow_inf_nan=False)
+    seed: int | None = None
+
+    @field_validator("bond_distortions")
+    @classmethod
+    def _distortions(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (not v or any(not -0.9 <= x <= 0.9 or x == 0 for x in v)):
+            raise ValueError("bond_distortions are non-zero fractions between -0.9 and 0.9")
+        return v
+
+
 class CampaignSpec(_Strict):
     """A whole campaign: models x defects x charges, each through the ladder tier with one code."""
 
@@ -191,6 +251,13 @@ class CampaignSpec(_Strict):
     pl_nm: float | None = Field(None, gt=0, allow_inf_nan=False)
     thermodynamics: ThermodynamicsSpec | None = None
     luminescence: LuminescenceSpec | None = None
+    #: true (ShakeNBreak's defaults) or its options: relax every defect from distorted starts
+    ground_state_search: GroundStateSearchSpec | None = None
+
+    @field_validator("ground_state_search", mode="before")
+    @classmethod
+    def _search(cls, v: Any) -> Any:
+        return {} if v is True else None if v is False else v
 
     @model_validator(mode="before")
     @classmethod
@@ -232,6 +299,13 @@ class CampaignSpec(_Strict):
             self._check_thermodynamics(self.thermodynamics)
         if self.luminescence is not None:
             self._check_luminescence(self.luminescence)
+        if self.ground_state_search is not None:
+            if not self.relax:
+                raise ValueError("ground_state_search relaxes each distorted start: it needs "
+                                 "relax: true")
+            if not any(m.model == "supercell" for m in self.models):
+                raise ValueError("ground_state_search distorts defects of supercell models; "
+                                 "this campaign has none")
         return self
 
     def _check_thermodynamics(self, t: ThermodynamicsSpec) -> None:

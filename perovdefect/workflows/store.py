@@ -71,7 +71,7 @@ def require_project(project: str | Path) -> dict[str, Path]:
         what = "no such folder" if not paths["root"].exists() else f"no {STORE_FILE} in it"
         raise CampaignError(f"{paths['root']}: not a perovdefect project folder ({what}); "
                             "`perovdefect campaign submit CAMPAIGN.yaml` creates one (or give "
-                            "--project)")
+                            "`project`)")
     return paths
 
 
@@ -90,7 +90,7 @@ def project_lock(project: str | Path, create: bool = False) -> Iterator[Path]:
         raise CampaignError(
             f"the embedded LaunchPad in {paths['root']} is in use by {holder}; its store is not "
             "safe for two processes (runs would be duplicated and records lost). Wait for it to "
-            "finish, or use a MongoDB LaunchPad (--launchpad my_launchpad.yaml) for several "
+            "finish, or use a MongoDB LaunchPad (`launchpad_file`) for several "
             "workers") from None
     fh.seek(0)
     fh.truncate()

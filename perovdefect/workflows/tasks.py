@@ -4,29 +4,49 @@ chemical-potential limits from the competing phases, and a luminescence calculat
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 from fireworks import FiretaskBase, FWAction, explicit_serialize
 
 from perovdefect.calcs.protocol import Protocol
 from perovdefect.structures.record import StructureRecord
 
-
-def record_to_dict(record: StructureRecord) -> dict:
-    from perovdefect.structures.record import _jsonable
-    return {"symbols": record.atoms.get_chemical_symbols(),
-            "positions_A": record.atoms.positions.tolist(),
-            "cell_A": record.atoms.cell.array.tolist(), "pbc": record.atoms.pbc.tolist(),
-            "metadata": _jsonable(record.metadata)}
+if TYPE_CHECKING:
+    from perovdefect.workflows.table import CampaignTable
 
 
-def record_from_dict(d: dict) -> StructureRecord:
-    from ase import Atoms
-    atoms = Atoms(d["symbols"], positions=d["positions_A"], cell=d["cell_A"], pbc=d["pbc"])
-    return StructureRecord(atoms, dict(d["metadata"]))
+class StepKind:
+    """What a campaign Firework's task is to the rest of the campaign: its step name (None: a
+    ladder step, named by its protocol), the file whose presence says its work is on disk, and
+    how `campaign collect` reads it into the typed table. Each Firetask declares these, so a
+    new kind of step is one class (no step names or result files spread over the workflow)."""
+
+    STEP: ClassVar[str | None] = None
+    DONE_FILE: ClassVar[str] = "step.json"
+
+    @classmethod
+    def collect_into(cls, table: CampaignTable, info: dict, fw: dict, run_dir: Path | None,
+                     docs: dict) -> None:
+        """Add this step's finished result to `table` (docs: run dir -> ElectronicStructure,
+        for the ladder steps); called only when DONE_FILE exists."""
+        raise NotImplementedError
+
+
+def step_kind(step: str) -> type[StepKind]:
+    """The step kind of a campaign step name: the Firetask class (or, for the luminescence
+    routes, their common base) that declares it; every other name is a ladder step."""
+    kinds = {k.STEP: k for k in (AnalyzeLevelsTask, CompetingPhasesTask, LuminescenceStep,
+                                 GroundStateTask)}
+    return kinds.get(step, RunStepTask)
+
+
+# a structure in a Firework spec is the record's one JSON form (StructureRecord.to_dict)
+record_to_dict = StructureRecord.to_dict
+record_from_dict = StructureRecord.from_dict
 
 
 @explicit_serialize
-class RunStepTask(FiretaskBase):
+class RunStepTask(StepKind, FiretaskBase):
     """Run one step (structure + protocol) with the campaign's backend in its run directory.
 
     The backend is looked up by name in the registry; resources (executables, cores) come from
@@ -61,11 +81,44 @@ class RunStepTask(FiretaskBase):
                                      "result": str(run_dir / "result.json")},
                         update_spec=update, mod_spec=[{"_push": {"perovdefect_results": pushed}}])
 
+    #: what a step row copies from the step's ElectronicStructure summary
+    ROW_FIELDS: ClassVar[tuple[str, ...]] = ("code", "functional", "soc", "converged", "gap_eV",
+                                              "vbm_eV", "cbm_eV", "n_electrons",
+                                              "total_energy_eV")
+
+    @classmethod
+    def collect_into(cls, table, info, fw, run_dir, docs) -> None:
+        from perovdefect.calcs.document import ElectronicStructure
+        from perovdefect.workflows.table import StepRow, defect_of
+        row = StepRow(**{k: info[k] for k in ("campaign", "model", "label", "role", "charge",
+                                              "step")},
+                      state=fw["state"], fw_id=fw["fw_id"],
+                      run_dir=str(run_dir) if run_dir is not None else None,
+                      defect=defect_of(info["label"]) if info["role"] == "defect" else None,
+                      sites_per_cell=info.get("sites_per_cell"))
+        if run_dir is not None and (run_dir / cls.DONE_FILE).is_file() and \
+                (run_dir / "result.json").is_file():
+            doc = docs[str(run_dir)] = ElectronicStructure.from_json(run_dir / "result.json")
+            summary = doc.summary()
+            for k in cls.ROW_FIELDS:
+                setattr(row, k, summary.get(k))
+            row.custodian_corrections = doc.settings.get("custodian_corrections")
+            row.theory = doc.theory
+        table.steps.append(row)
+
 
 @explicit_serialize
-class AnalyzeLevelsTask(FiretaskBase):
+class AnalyzeLevelsTask(StepKind, FiretaskBase):
     """In-gap states of every defect charge state of a model against its host, at the final
     step of the ladder; writes RUN_DIR/analysis.json (a ModelAnalysis document)."""
+
+    STEP = "analysis"
+    DONE_FILE = "analysis.json"
+
+    @classmethod
+    def collect_into(cls, table, info, fw, run_dir, docs) -> None:
+        from perovdefect.levels.model import ModelAnalysis
+        table.analyses.append(ModelAnalysis.from_json(run_dir / cls.DONE_FILE))
 
     required_params = ["run_dir", "info", "final_step"]
     optional_params = ["pl_nm"]
@@ -85,9 +138,18 @@ class AnalyzeLevelsTask(FiretaskBase):
 
 
 @explicit_serialize
-class CompetingPhasesTask(FiretaskBase):
+class CompetingPhasesTask(StepKind, FiretaskBase):
     """Chemical-potential limits of each host from the total energies of the competing phases at
     one step; writes RUN_DIR/thermodynamics.json (a CompetingPhases document)."""
+
+    STEP = "thermodynamics"
+    DONE_FILE = "thermodynamics.json"
+
+    @classmethod
+    def collect_into(cls, table, info, fw, run_dir, docs) -> None:
+        from perovdefect.thermo.documents import CompetingPhases
+        table.thermodynamics[info["campaign"]] = CompetingPhases.from_json(
+            run_dir / cls.DONE_FILE)
 
     required_params = ["run_dir", "info", "step", "hosts"]
     optional_params = ["rich_element"]
@@ -106,7 +168,67 @@ class CompetingPhasesTask(FiretaskBase):
 
 
 @explicit_serialize
-class LuminescenceTask(FiretaskBase):
+class GroundStateTask(StepKind, FiretaskBase):
+    """The ground-state search of one defect: the relaxed energies of its distorted starts
+    (each a relax Firework, a parent of this one), the chosen structure (ShakeNBreak's rule,
+    perovdefect.thermo.ground_state) handed to the rest of the defect's ladder, and any
+    reconstruction named from the final bonds; writes RUN_DIR/ground_state.json."""
+
+    STEP = "ground_state"
+    DONE_FILE = "ground_state.json"
+    required_params = ["run_dir", "info", "starts", "defect_position_A"]
+
+    def run_task(self, fw_spec):
+        from perovdefect.calcs.document import ElectronicStructure
+        from perovdefect.structures.reconstructions import reconstruction_name
+        from perovdefect.thermo.ground_state import DistortionResult, choose_ground_state
+        info, results, relaxed = self["info"], [], {}
+        for start in self["starts"]:
+            result_file = Path(start["run_dir"]) / "result.json"
+            rec = fw_spec.get(f"relaxed_{start['label']}")
+            doc = ElectronicStructure.from_json(result_file) if result_file.is_file() else None
+            if rec is not None:
+                relaxed[start["distortion"]] = rec
+            results.append(DistortionResult(
+                distortion=start["distortion"], bond_distortion=start.get("bond_distortion"),
+                num_distorted_neighbours=start.get("num_distorted_neighbours"),
+                energy_eV=None if doc is None or rec is None else doc.total_energy_eV,
+                converged=None if doc is None else doc.converged, run_dir=start["run_dir"],
+                reconstruction=None if rec is None else reconstruction_name(
+                    record_from_dict(rec).atoms, self["defect_position_A"])))
+        out = choose_ground_state(info["label"], info["charge"], results,
+                                  campaign=info["campaign"], model=info["model"])
+        run_dir = Path(self["run_dir"])
+        run_dir.mkdir(parents=True, exist_ok=True)
+        out.to_json(run_dir / self.DONE_FILE, indent=1)
+        return FWAction(stored_data={"ground_state": out.lowest,
+                                     "energy_lowering_eV": out.energy_lowering_eV},
+                        update_spec={f"relaxed_{info['label']}": relaxed[out.lowest]})
+
+    @classmethod
+    def collect_into(cls, table, info, fw, run_dir, docs) -> None:
+        from perovdefect.thermo.ground_state import GroundStateSearch
+        table.ground_states.append(GroundStateSearch.from_json(run_dir / cls.DONE_FILE))
+
+
+class LuminescenceStep(StepKind):
+    """A luminescence calculation of either route: RUN_DIR/luminescence.json."""
+
+    STEP = "luminescence"
+    DONE_FILE = "luminescence.json"
+
+    @classmethod
+    def collect_into(cls, table, info, fw, run_dir, docs) -> None:
+        from perovdefect.optics.run import LuminescenceResult
+        from perovdefect.workflows.table import LuminescenceRow
+        table.luminescence.append(LuminescenceRow(
+            campaign=info["campaign"], model=info["model"],
+            defect=info.get("defect") or info["label"], run_dir=str(run_dir),
+            result=LuminescenceResult.from_json(run_dir / cls.DONE_FILE)))
+
+
+@explicit_serialize
+class LuminescenceTask(LuminescenceStep, FiretaskBase):
     """A DeltaSCF luminescence calculation (perovdefect.optics.run.run_luminescence) of one
     structure with the campaign's backend; writes RUN_DIR/luminescence.json."""
 

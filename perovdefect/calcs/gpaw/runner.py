@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from ase.calculators.calculator import Calculator, all_changes
 from ase.units import Bohr
 
 
@@ -74,9 +75,10 @@ def _ground_state_key(p: dict, settings: dict, kpoints: list[int], atoms) -> str
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _excite(calc, atoms, excitation: str) -> None:
+def _excite(calc, atoms, excitation: str, width_eV: float = 0.0) -> None:
     """DeltaSCF: converge the ground state, then promote one electron HOMO -> LUMO in the
-    asked spin channel and keep that occupation with GPAW's maximum overlap method (MOM)."""
+    asked spin channel and keep that occupation with GPAW's maximum overlap method (MOM),
+    the hole and the excited electron smeared by a Gaussian of `width_eV` (eV; 0: sharp)."""
     from gpaw.mom import prepare_mom_calculation
     atoms.get_potential_energy()
     spin_name, _ = excitation.split(":")
@@ -91,8 +93,41 @@ def _excite(calc, atoms, excitation: str) -> None:
         raise SystemExit(f"no HOMO/LUMO pair in spin channel {spin_name} to excite")
     homo = int(occupied.max())
     f[s][homo], f[s][homo + 1] = 0.0, 1.0
-    _log(f"DeltaSCF: spin {spin_name} band {homo} -> {homo + 1} (MOM)")
-    prepare_mom_calculation(calc, atoms, f)
+    _log(f"DeltaSCF: spin {spin_name} band {homo} -> {homo + 1} (MOM, Gaussian width "
+         f"{width_eV:g} eV)")
+    prepare_mom_calculation(calc, atoms, f, width=float(width_eV))
+
+
+class _ExcitedPerGeometry(Calculator):
+    """ASE calculator for excited-state relaxations: at every geometry a fresh GPAW calculation
+    converges the ground state and then the MOM excited state (as _excite). Carrying the MOM
+    state from one geometry to the next (GPAW reuses the LCAO coefficients of the previous
+    geometry) broke down in the 21-atom Cs4PbBr6 V_Br^0 cell: after a 0.2 A BFGS step the first
+    SCF iteration sat ~177 eV above the excited state and never came back, with or without
+    Gaussian MOM smearing; a fresh start at each geometry costs about one ground-state SCF
+    more per step. `factory(txt)` builds the GPAW calculator writing to the file txt; `gpaw`
+    is the last geometry's converged calculation."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def __init__(self, factory, excitation: str, width_eV: float, run_dir: Path):
+        super().__init__()
+        self.factory, self.excitation, self.width_eV = factory, excitation, width_eV
+        self.run_dir = run_dir
+        self.gpaw = None
+        self.n_geometries = 0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=tuple(all_changes)):
+        super().calculate(atoms, properties, system_changes)
+        txt = "gpaw.txt" if self.n_geometries == 0 else \
+            f"gpaw-geometry{self.n_geometries:03d}.txt"
+        self.n_geometries += 1
+        self.gpaw = self.factory(str(self.run_dir / txt))
+        work = self.atoms.copy()
+        work.calc = self.gpaw
+        _excite(self.gpaw, work, self.excitation, self.width_eV)
+        self.results = {"energy": float(work.get_potential_energy()),
+                        "forces": np.asarray(work.get_forces())}
 
 
 def _spinor_localization(soc, eps: np.ndarray, occ: np.ndarray, band_weights: dict, atoms,
@@ -129,6 +164,53 @@ def _spinor_localization(soc, eps: np.ndarray, occ: np.ndarray, band_weights: di
                     "character": character(w, symbols),
                     "outside_weight": round(float(1.0 - w.sum()), 4)})
     return out
+
+
+#: every geometry of a relaxation, kept so that an interrupted relaxation resumes
+RELAX_TRAJECTORY = "relax.traj"
+
+
+def _resume_relaxation(run_dir: Path, atoms, job: dict) -> int:
+    """Put `atoms` at the last geometry of RUN_DIR/relax.traj when an earlier, interrupted run
+    of this very job wrote it: the same protocol, settings and k-points (RUN_DIR/relax.key)
+    and the same starting structure (its first frame, to 1e-4 A). Returns the number of
+    geometries found there (0: start afresh). Any other trajectory, or one that cannot be
+    read, is removed: a changed step never starts from another step's geometry."""
+    import hashlib
+
+    import ase.io
+    from gpaw.mpi import world
+    path, key_file = run_dir / RELAX_TRAJECTORY, run_dir / "relax.key"
+    key = hashlib.sha256(json.dumps({k: job[k] for k in ("protocol", "settings", "kpoints")},
+                                    sort_keys=True).encode()).hexdigest()
+    same_job = key_file.is_file() and key_file.read_text().strip() == key
+    world.barrier()
+    if world.rank == 0:
+        key_file.write_text(key)
+    if not path.is_file() or not same_job:
+        if world.rank == 0:
+            path.unlink(missing_ok=True)
+            (run_dir / "bfgs.json").unlink(missing_ok=True)
+        return 0
+    try:
+        frames = ase.io.read(path, index=":")
+    except Exception:  # noqa: BLE001 - a truncated file from a killed run: start afresh
+        world.barrier()
+        if world.rank == 0:
+            path.unlink(missing_ok=True)
+            (run_dir / "bfgs.json").unlink(missing_ok=True)
+        return 0
+    same = frames and frames[0].get_chemical_symbols() == atoms.get_chemical_symbols() and \
+        np.allclose(frames[0].positions, atoms.positions, atol=1e-4) and \
+        np.allclose(frames[0].cell.array, atoms.cell.array, atol=1e-4)
+    if not same:
+        world.barrier()
+        if world.rank == 0:
+            path.unlink(missing_ok=True)
+            (run_dir / "bfgs.json").unlink(missing_ok=True)
+        return 0
+    atoms.positions = frames[-1].positions
+    return len(frames)
 
 
 def _reusable(previous: str | None, key: str) -> dict | None:
@@ -240,6 +322,11 @@ def run(run_dir: Path) -> None:
         # every atom alike (as VASP's MAGMOM); default: 1 mu_B in all for an odd count
         atoms.set_initial_magnetic_moments(np.full(len(atoms), per_atom if per_atom is not None
                                                    else 1.0 / len(atoms)))
+    if p["task"] == "relax":
+        resumed = _resume_relaxation(run_dir, atoms, job)
+        if resumed:
+            _log(f"resuming the relaxation from the last of {resumed} geometries in "
+                 f"{RELAX_TRAJECTORY} (an earlier run of this step stopped)")
     hybrid = job.get("hybrid")
     pw = settings["mode"] == "pw"
     t0 = time.time()
@@ -256,18 +343,31 @@ def run(run_dir: Path) -> None:
         _log(f"ground state reused from {reuse['gpw']}")
     else:
         # plane waves: gpaw.old's calculator, whose ground state the nsc hybrids need
-        calc = _calculator(p, settings, kpoints, atoms, str(run_dir / "gpaw.txt"), old=pw)
-        atoms.calc = calc
-        if p.get("excitation"):
-            _excite(calc, atoms, p["excitation"])
+        calc = None
+        width = settings.get("mom_width_eV", 0.0)
+        if p.get("excitation") and p["task"] == "relax":
+            atoms.calc = _ExcitedPerGeometry(
+                lambda txt: _calculator(p, settings, kpoints, atoms, txt, old=pw),
+                p["excitation"], width, run_dir)
+        else:
+            calc = _calculator(p, settings, kpoints, atoms, str(run_dir / "gpaw.txt"), old=pw)
+            atoms.calc = calc
+            if p.get("excitation"):
+                _excite(calc, atoms, p["excitation"], width)
         if p["task"] == "relax":
             from ase.optimize import BFGS
             _log(f"PBE relaxation (BFGS, fmax {settings['relax_fmax_eV_per_A']} eV/A)")
-            opt = BFGS(atoms, logfile=str(run_dir / "relax.log") if world.rank == 0 else None)
+            # every geometry goes to relax.traj and the Hessian to bfgs.json, so that a run
+            # killed half-way resumes where it stopped (_resume_relaxation)
+            opt = BFGS(atoms, logfile=str(run_dir / "relax.log") if world.rank == 0 else None,
+                       trajectory=str(run_dir / RELAX_TRAJECTORY), append_trajectory=True,
+                       restart=str(run_dir / "bfgs.json"))
             converged = bool(opt.run(fmax=settings["relax_fmax_eV_per_A"],
                                      steps=settings["relax_max_steps"]))
             # every rank calls it: ASE's write is a collective (master writes, all sync)
             ase.io.write(run_dir / "relaxed.extxyz", atoms, format="extxyz")
+            if calc is None:  # the excited state's last GPAW calculation
+                calc = atoms.calc.gpaw
         else:
             converged = True
     energy = float(atoms.get_potential_energy())

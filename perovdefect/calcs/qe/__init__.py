@@ -77,20 +77,23 @@ class QeBackend(Backend):
         s = self.settings
         write_pw_input(record, protocol, directory, s["pseudopotentials"], s["pseudo_dir"],
                        s["conv_thr"], s["mixing_beta"])
-        # projwfc.in present <=> projwfc.x runs after pw.x (static steps; relax steps' states
-        # are not analysed)
-        if s["projwfc"] and protocol.task == "static":
+        if self._runs_projwfc(protocol):
             write_projwfc_input(directory, PREFIX, OUTDIR)
         else:
             (Path(directory) / PROJWFC_IN).unlink(missing_ok=True)
 
-    def run(self, directory: Path, resources: dict[str, Any], log: Callable | None = None
-            ) -> None:
+    def _runs_projwfc(self, protocol: Protocol) -> bool:
+        """projwfc.x runs after pw.x in static steps (relax steps' states are not analysed)."""
+        return bool(self.settings["projwfc"]) and protocol.task == "static"
+
+    def run(self, record: StructureRecord, protocol: Protocol, directory: Path,
+            resources: dict[str, Any], log: Callable | None = None) -> None:
+        """pw.x (resources pw_cmd), then for a static step projwfc.x (projwfc_cmd)."""
         from perovdefect.calcs.qe.inputs import run_pw
-        from perovdefect.calcs.qe.projwfc import PROJWFC_IN, clear_outputs, run_projwfc
+        from perovdefect.calcs.qe.projwfc import clear_outputs, run_projwfc
         clear_outputs(directory)
         run_pw(directory, resources.get("pw_cmd"))
-        if (Path(directory) / PROJWFC_IN).is_file():
+        if self._runs_projwfc(protocol):
             # a failing projwfc.x costs the localisation only (the parser warns), not the run
             reason = run_projwfc(directory, resources.get("pw_cmd"),
                                  resources.get("projwfc_cmd"))

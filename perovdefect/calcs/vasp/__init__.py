@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,6 +20,22 @@ from perovdefect.structures.record import StructureRecord
 
 #: worker-env key for each executable
 ENV_KEYS = {"vasp_std": "vasp_cmd", "vasp_ncl": "vasp_ncl_cmd", "vasp_gam": "vasp_gam_cmd"}
+
+
+def vasp_command(executable: str, resources: dict[str, Any]) -> list[str]:
+    """The command line that runs `executable` (vasp_std / vasp_ncl / vasp_gam) on this
+    worker: its entry in `resources` (ENV_KEYS). CalculationError when the worker gives none,
+    or gives one whose program is not on its PATH (never a guess at an installed VASP)."""
+    key = ENV_KEYS[executable]
+    cmd = str(resources.get(key) or "").strip()
+    if not cmd:
+        raise CalculationError(f"vasp: no command for {executable}: set {key} in the worker's "
+                               f"resources (FireWorker env, e.g. my_fworker.yaml: {key}: srun "
+                               f"{executable})")
+    argv = shlex.split(cmd)
+    if shutil.which(argv[0]) is None:
+        raise CalculationError(f"vasp: {key} {cmd!r}: {argv[0]} not found on the PATH")
+    return argv
 
 
 class VaspBackend(Backend):
@@ -86,12 +103,13 @@ class VaspBackend(Backend):
                           self.settings["magmom_per_atom"], self.settings["potcar_symbols"],
                           self.settings["potcar_functional"], self.settings["nbands_multiple"])
 
-    def run(self, directory: Path, resources: dict[str, Any], log: Callable | None = None
-            ) -> None:
+    def run(self, record: StructureRecord, protocol: Protocol, directory: Path,
+            resources: dict[str, Any], log: Callable | None = None) -> None:
         """VASP under custodian (VaspErrorHandler, UnconvergedErrorHandler,
-        NonConvergingErrorHandler; VasprunXMLValidator) in `directory`. A constrained-occupation
-        step runs without the VaspErrorHandler corrections that would set ISMEAR = 0 or change
-        NBANDS (deltascf.CONSTRAINT_BREAKING_ERRORS)."""
+        NonConvergingErrorHandler; VasprunXMLValidator) in `directory`: the build the step
+        needs (inputs.vasp_executable) run with the worker's command for it (vasp_command).
+        A constrained-occupation step runs without the VaspErrorHandler corrections that would
+        set ISMEAR = 0 or change NBANDS (deltascf.CONSTRAINT_BREAKING_ERRORS)."""
         from custodian import Custodian
         from custodian.vasp.handlers import (NonConvergingErrorHandler, UnconvergedErrorHandler,
                                              VaspErrorHandler)
@@ -99,28 +117,28 @@ class VaspBackend(Backend):
         from custodian.vasp.validators import VasprunXMLValidator
 
         from perovdefect.calcs.vasp.deltascf import CONSTRAINT_BREAKING_ERRORS
-        info = json.loads((directory / "perovdefect_inputs.json").read_text())
-        exe = info["executable"]
-        cmd = resources.get(ENV_KEYS[exe]) or exe
+        from perovdefect.calcs.vasp.inputs import vasp_executable
+        cmd = vasp_command(vasp_executable(record, protocol), resources)
         errors = None
-        if info.get("constrained_occupations"):
+        if protocol.excitation:
             errors = [e for e in VaspErrorHandler.error_msgs
                       if e not in CONSTRAINT_BREAKING_ERRORS]
         handlers = [VaspErrorHandler(errors_subset_to_catch=errors), UnconvergedErrorHandler(),
                     NonConvergingErrorHandler()]
-        job = VaspJob(vasp_cmd=shlex.split(cmd), output_file="vasp.out", auto_npar=False,
+        job = VaspJob(vasp_cmd=cmd, output_file="vasp.out", auto_npar=False,
                       copy_magmom=False)
         try:
             Custodian(handlers, [job], validators=[VasprunXMLValidator()],
                       max_errors=self.settings["max_errors"], polling_time_step=1,
                       monitor_freq=1, directory=str(directory)).run()
         except Exception as exc:  # custodian gave up: keep its log, say where
-            raise CalculationError(f"VASP ({cmd}) failed in {directory} under custodian: "
-                                   f"{exc}") from exc
+            raise CalculationError(f"VASP ({shlex.join(cmd)}) failed in {directory} under "
+                                   f"custodian: {exc}") from exc
 
     def parse(self, directory: Path) -> ElectronicStructure:
         from perovdefect.calcs.vasp.parse import parse_vasprun
-        doc = parse_vasprun(directory / "vasprun.xml")
+        # LORBIT = 11 is written for every step: the projections localise the states
+        doc = parse_vasprun(directory / "vasprun.xml", parse_projections=True)
         corrections = []
         log_file = directory / "custodian.json"
         if log_file.is_file():

@@ -39,12 +39,14 @@ class VaspInputs:
     notes: list[str]
 
 
-def vasp_executable(protocol: Protocol, gamma_only: bool) -> str:
-    """vasp_ncl for SOC (custodian never switches by itself), vasp_gam for Gamma-only, else
-    vasp_std."""
+def vasp_executable(record: StructureRecord, protocol: Protocol) -> str:
+    """The VASP build a step needs: vasp_ncl for SOC (custodian never switches by itself),
+    vasp_gam when the step's k-mesh is Gamma only, else vasp_std."""
+    from perovdefect.calcs.kpoints import monkhorst_pack
     if protocol.soc:
         return "vasp_ncl"
-    return "vasp_gam" if gamma_only else "vasp_std"
+    return "vasp_gam" if tuple(monkhorst_pack(record.atoms, protocol)) == (1, 1, 1) \
+        else "vasp_std"
 
 
 def _vasp_structure(record: StructureRecord):
@@ -191,7 +193,6 @@ def write_vasp_inputs(record: StructureRecord, protocol: Protocol, directory: st
     from perovdefect.calcs.kpoints import monkhorst_pack
     mesh = monkhorst_pack(record.atoms, protocol)
     kpoints = Kpoints.gamma_automatic(mesh)
-    gamma_only = mesh == (1, 1, 1)
     occupations, notes = None, []
     if protocol.excitation:
         occupations, notes = _excitation_tags(record, protocol, tags, mesh, potcar_symbols,
@@ -222,7 +223,7 @@ def write_vasp_inputs(record: StructureRecord, protocol: Protocol, directory: st
     else:
         incar["MAGMOM"] = magmom
     incar.write_file(directory / "INCAR")  # pymatgen's INCAR with our MAGMOM decision
-    exe = vasp_executable(protocol, gamma_only)
+    exe = vasp_executable(record, protocol)
     (directory / "perovdefect_inputs.json").write_text(json.dumps(
         {"executable": exe, "protocol": protocol.as_dict(), "potcar_symbols": symbols,
          "potcar_written": potcar_written, "notes": notes, "structure": record.summary(),

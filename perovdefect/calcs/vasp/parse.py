@@ -12,6 +12,10 @@ from perovdefect.calcs.document import (ElectronicStructure, StructureData, buil
                                         functional_from_parameters)
 from perovdefect.calcs.theory import KPointSampling, LevelOfTheory, PotentialFile
 
+#: states this far below the HOMO and above the LUMO get localisation records (eV), as the
+#: other backends' localization_window_eV default
+LOCALIZATION_WINDOW_EV = 8.0
+
 
 def parse_vasprun(path: str | Path, parse_projections: bool = False) -> ElectronicStructure:
     """Parse a vasprun.xml(.gz). The functional is named from LHFCALC/AEXX/HFSCREEN/GGA as run;
@@ -203,21 +207,26 @@ def _charge_from_potcars(run, nelect) -> float | None:
         return None
 
 
-def _procar_localization(run, eig: np.ndarray, occ: np.ndarray, spins, window: int = 4) -> list:
-    """Atom-resolved weights / IPR from vasprun projections (LORBIT) near the gap."""
+def _procar_localization(run, eig: np.ndarray, occ: np.ndarray, spins,
+                         window_eV: float = LOCALIZATION_WINDOW_EV) -> list:
+    """Atom-resolved weights / IPR from vasprun projections (LORBIT) of the states within
+    `window_eV` below the HOMO and above the LUMO of each spin and k-point: every state that
+    can fall into a host's gap (a fixed number of bands missed the upper ones of a defect with
+    many empty gap states)."""
     from perovdefect.calcs.localization import character, ipr
     symbols = [site.specie.symbol for site in run.final_structure]
     out = []
     for si, s in enumerate(spins):
         proj = run.projected_eigenvalues[s]  # (nk, nb, natoms, norb)
         for k in range(eig.shape[1]):
+            e = eig[si, k]
             occupied = np.nonzero(occ[si, k] > 0.5)[0]
-            if not len(occupied):
-                continue
-            homo = int(occupied.max())
-            for n in range(max(0, homo - window + 1), min(eig.shape[2], homo + window + 1)):
+            homo = int(occupied.max()) if occupied.size else -1  # -1: an empty spin channel
+            lumo_e = e[homo + 1] if homo + 1 < e.size else e[homo]
+            homo_e = e[homo] if homo >= 0 else lumo_e
+            for n in np.nonzero((e >= homo_e - window_eV) & (e <= lumo_e + window_eV))[0]:
                 w = proj[k, n].sum(axis=-1)
-                out.append({"spin": si, "k": k, "band": n, "energy_eV": float(eig[si, k, n]),
+                out.append({"spin": si, "k": k, "band": int(n), "energy_eV": float(e[n]),
                             "occupation": float(occ[si, k, n]), "ipr": round(ipr(w), 4),
                             "character": character(w / max(w.sum(), 1e-12), symbols)})
     return out

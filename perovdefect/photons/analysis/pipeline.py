@@ -677,7 +677,7 @@ def _no_rate_note(stream: PhotonStream) -> str:
         return ""
     src = stream.header.get("sync_rate_source") or "unknown"
     return (f" (no laser repetition rate, so no pulsed g2(0), M or BX/X: {src}; give it with "
-            "--rep-rate-mhz)")
+            "`rep_rate_hz`)")
 
 
 def _plain(x):

@@ -54,16 +54,16 @@ def with_rep_rate(stream: PhotonStream, rep_rate_hz: float | None) -> PhotonStre
     if rep_rate_hz is None or stream.mode != "T3":
         return stream
     from perovdefect.photons.io.checks import MAX_SYNC_RATE_HZ, positive_finite
-    rate = positive_finite(rep_rate_hz, stream.source, "rep_rate_hz (--rep-rate-mhz)", "Hz",
+    rate = positive_finite(rep_rate_hz, stream.source, "`rep_rate_hz`", "Hz",
                            1.0, MAX_SYNC_RATE_HZ)
     if stream.sync_rate_hz:
         if abs(rate / stream.sync_rate_hz - 1) > 1e-3:
-            raise PhotonFileError(f"{stream.source}: --rep-rate-mhz {rate / 1e6:g} disagrees "
-                                  f"with the file's sync rate {stream.sync_rate_hz / 1e6:g} "
-                                  "MHz; leave the option out")
+            raise PhotonFileError(f"{stream.source}: `rep_rate_hz` ({rate / 1e6:g} MHz) "
+                                  "disagrees with the file's sync rate "
+                                  f"{stream.sync_rate_hz / 1e6:g} MHz; leave it out")
         return stream
     stream.sync_rate_hz = rate
-    stream.header = dict(stream.header, sync_rate_source="given (--rep-rate-mhz)")
+    stream.header = dict(stream.header, sync_rate_source="given by the user")
     return stream
 
 

@@ -97,8 +97,7 @@ def record_count(path: Path, offset: int, announced: int, allow_truncated: bool,
                f"({offset + announced * record_bytes} bytes) but the file has {size} bytes, "
                f"{present} complete records")
         if not allow_truncated:
-            raise PhotonFileError(msg + " (allow_truncated=True / --allow-truncated decodes "
-                                  "those)")
+            raise PhotonFileError(msg + " (`allow_truncated` decodes those)")
         notes.append(msg)
         return present
     return announced

@@ -164,10 +164,10 @@ def _opened(path: Path, timestamps_unit_s: float | None, rep_rate_hz: float | No
         raise PhotonFileError(f"{path}: no such file")
     if timestamps_unit_s is not None:
         timestamps_unit_s = positive_finite(timestamps_unit_s, path,
-                                            "timestamps_unit_s (--timestamps-unit)", "s",
+                                            "`timestamps_unit_s`", "s",
                                             MIN_RESOLUTION_S, MAX_RESOLUTION_S)
     if rep_rate_hz is not None:
-        rep_rate_hz = positive_finite(rep_rate_hz, path, "rep_rate_hz (--rep-rate-mhz)", "Hz",
+        rep_rate_hz = positive_finite(rep_rate_hz, path, "`rep_rate_hz`", "Hz",
                                       1.0 / MAX_RESOLUTION_S, MAX_SYNC_RATE_HZ)
     try:
         f = h5py.File(path, "r")
@@ -206,8 +206,7 @@ def _validated(f, path: Path, timestamps_unit_s: float | None) -> tuple[Any, dic
     if unit is None:
         if timestamps_unit_s is None:
             raise PhotonFileError(f"{path}: no timestamps_specs/timestamps_unit in the file; "
-                                  "give the unit explicitly (timestamps_unit_s / "
-                                  "--timestamps-unit)")
+                                  "give the unit explicitly with `timestamps_unit_s`")
         unit = timestamps_unit_s
     nano_unit = None
     warnings: list[str] = []
@@ -257,7 +256,7 @@ def _stated_rates(f, group, path: Path) -> tuple[float | None, str]:
                                  MAX_SYNC_RATE_HZ) for x in np.asarray(d[()]).reshape(-1)]
         if max(rates) > min(rates) * (1 + RATE_TOLERANCE):
             raise PhotonFileError(f"{path}: {where} lists different rates {rates} Hz: the "
-                                  "sync period is ambiguous; give it with --rep-rate-mhz")
+                                  "sync period is ambiguous; give it with `rep_rate_hz`")
         return rates[0], where
     return None, ""
 
@@ -293,15 +292,15 @@ def _repetition_rate(f, group, path: Path, meta: dict[str, Any],
         stated, src = 1.0 / rng, f"{where}/tcspc_range ({rng:g} s) taken as one laser period"
     if user_hz is not None:
         if stated is not None and abs(user_hz / stated - 1) > RATE_TOLERANCE:
-            raise PhotonFileError(f"{path}: --rep-rate-mhz {user_hz / 1e6:g} disagrees with "
-                                  f"{stated / 1e6:g} MHz from {src}; leave the option out")
+            raise PhotonFileError(f"{path}: `rep_rate_hz` ({user_hz / 1e6:g} MHz) disagrees "
+                                  f"with {stated / 1e6:g} MHz from {src}; leave it out")
         if stated is None:
-            stated, src = user_hz, "given (--rep-rate-mhz)"
+            stated, src = user_hz, "given by the user"
     if stated is None:
         msg = (f"{path}: laser repetition rate unknown (no setup/laser_repetition_rates, no "
                f"{where}/tcspc_range, and the timestamps unit {unit:g} s is not shown to be "
                "the sync period): decays and pulsed g2(0), M and BX/X need it; give it with "
-               "--rep-rate-mhz")
+               "`rep_rate_hz`")
         meta["warnings"].append(msg)
         out["sync_rate_source"] = "unknown: " + msg.split(": ", 1)[1]
         return out

@@ -1,0 +1,44 @@
+"""Formation energies of every defect type of one model at a competing-phase table's limits:
+what `campaign collect` computes from its typed table (the workflow layer only picks the rows;
+the thermodynamics is done here)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from perovdefect.calcs.document import ElectronicStructure
+from perovdefect.errors import PerovDefectError
+from perovdefect.thermo.calculations import (CorrectionKind, FormationResult,
+                                             formation_from_calculations, limits_for)
+from perovdefect.thermo.documents import CompetingPhases
+
+
+def formation_by_defect(host: ElectronicStructure,
+                        defects: Mapping[str, list[ElectronicStructure]],
+                        phases: CompetingPhases, compound: str,
+                        correction: CorrectionKind = "none", dielectric: float | None = None,
+                        source: str = "competing-phase table",
+                        dielectric_compound: str | None = None
+                        ) -> dict[str, FormationResult | str]:
+    """{defect name: its formation energies (every charge state given) at each chemical-
+    potential limit of `compound`, or the one-line reason it cannot be computed}.
+
+    defects: defect name (without charge, e.g. V_Br, Br_Cs) -> its step results, one per
+    charge. correction applies to a defect with a charged state of a periodic host only (a
+    neutral defect or a cluster needs none); dielectric: the host's constant for it (eps)."""
+    from perovdefect.thermo.data import dielectric_constant
+    out: dict[str, FormationResult | str] = {}
+    for name, docs in defects.items():
+        try:
+            charged = not host.is_cluster and any(
+                round((d.charge or 0.0) - (host.charge or 0.0)) for d in docs)
+            kind: CorrectionKind = correction if charged else "none"
+            eps = dielectric
+            if eps is None and kind != "none":
+                eps = dielectric_constant(dielectric_compound or compound).value
+            out[name] = formation_from_calculations(
+                host, list(docs), chemical_potentials=limits_for(phases, host, compound, source),
+                correction=kind, dielectric=eps, defect_name=name)
+        except PerovDefectError as exc:
+            out[name] = str(exc)
+    return out
