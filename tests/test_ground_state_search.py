@@ -26,7 +26,7 @@ CAMPAIGN = {"name": "gs", "code": "gpaw", "tier": "pbe", "relax": True,
             "protocol": {"kpoint_density_inv_A": 1.5},
             # 0.1 eV smearing: the 4-atom V_Br^0 cell is metallic (its defect band disperses);
             # at 0.01 eV its fractional moment sloshed and one SCF did not converge in 145 steps
-            "settings": {"mode": "lcao", "basis": "szp(dzp)", "grid_spacing_A": 0.25,
+            "settings": {"mode": "lcao", "basis": "szp(dzp)", "grid_spacing_A": 0.3,
                          "smearing_eV": 0.1, "relax_fmax_eV_per_A": 0.1,
                          "relax_max_steps": 30},
             "ground_state_search": {"bond_distortions": [-0.4], "dimer": False, "seed": 7}}

@@ -100,9 +100,10 @@ class GpawBackend(Backend):
     all for odd electron counts), relax_fmax_eV_per_A, relax_max_steps, localization_window_eV
     (states this far below the HOMO and above the LUMO get their localisation computed),
     mom_width_eV (DeltaSCF steps only: width of the Gaussian smearing GPAW's maximum overlap
-    method gives the hole and the excited electron, eV; GPAW's documented setting for excited-
-    state geometry optimisation, doi:10.1021/acs.jctc.0c00597; 0 gives sharp MOM occupations,
-    which lost their constraint during the 21-atom Cs4PbBr6 V_Br^0 excited-state relaxation),
+    method may give the hole and the excited electron, eV, doi:10.1021/acs.jctc.0c00597;
+    default 0, sharp occupations: a width spreads the hole over degenerate levels, e.g. the Na
+    3p triplet, and did not cure the 21-atom V_Br^0 divergence, which fresh per-geometry
+    excited states did),
     keep_wavefunctions (static steps write RUN_DIR/gs.gpw with the wave functions, mode='all',
     for later analysis such as transition dipoles; plane-wave static steps always do, for the
     ladder's reuse). LCAO files hold little besides the grids: ~8 bytes x (8 + 2 x 2 spins)
@@ -118,7 +119,7 @@ class GpawBackend(Backend):
         "mode": "lcao", "basis": "dzp", "grid_spacing_A": 0.22, "smearing_eV": 0.01,
         "density_convergence": 1e-5, "nbands": None, "magmom_per_atom": None,
         "relax_fmax_eV_per_A": 0.05, "relax_max_steps": 60, "localization_window_eV": 8.0,
-        "mom_width_eV": 0.01, "keep_wavefunctions": True}
+        "mom_width_eV": 0.0, "keep_wavefunctions": True}
     output_settings = ("keep_wavefunctions",)
     excitation_settings = ("mom_width_eV",)
 
