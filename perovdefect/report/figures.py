@@ -203,9 +203,8 @@ def ground_state_figure(search):
         ax.plot([right + 10 * i], [r.relative_energy_eV], "s", color=f"C{i + 1}",
                 label=r.distortion)
     chosen = next(r for r in search.results if r.distortion == search.lowest)
-    x = 100 * (chosen.bond_distortion or 0.0) if chosen in [r for r in search.results
-                                                             if r not in others] else \
-        right + 10 * others.index(chosen)
+    x = right + 10 * others.index(chosen) if chosen in others else \
+        100 * (chosen.bond_distortion or 0.0)
     ax.plot([x], [chosen.relative_energy_eV], "o", ms=14, mfc="none", color="tab:red",
             label=f"chosen: {search.lowest}")
     ax.set_xlabel("bond distortion (%)")

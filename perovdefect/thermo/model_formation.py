@@ -30,15 +30,16 @@ def formation_by_defect(host: ElectronicStructure,
     out: dict[str, FormationResult | str] = {}
     for name, docs in defects.items():
         try:
+            # clusters and neutral-only defects need no correction (formation_from_calculations
+            # says so); only a charged periodic defect needs the dielectric constant
             charged = not host.is_cluster and any(
                 round((d.charge or 0.0) - (host.charge or 0.0)) for d in docs)
-            kind: CorrectionKind = correction if charged else "none"
             eps = dielectric
-            if eps is None and kind != "none":
+            if eps is None and charged and correction != "none":
                 eps = dielectric_constant(dielectric_compound or compound).value
             out[name] = formation_from_calculations(
                 host, list(docs), chemical_potentials=limits_for(phases, host, compound, source),
-                correction=kind, dielectric=eps, defect_name=name)
+                correction=correction, dielectric=eps, defect_name=name)
         except PerovDefectError as exc:
             out[name] = str(exc)
     return out

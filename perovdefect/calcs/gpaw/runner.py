@@ -188,29 +188,30 @@ def _resume_relaxation(run_dir: Path, atoms, job: dict) -> int:
     if world.rank == 0:
         key_file.write_text(key)
     if not path.is_file() or not same_job:
-        if world.rank == 0:
-            path.unlink(missing_ok=True)
-            (run_dir / "bfgs.json").unlink(missing_ok=True)
-        return 0
+        return _forget_relaxation(run_dir, barrier=False)
     try:
         frames = ase.io.read(path, index=":")
     except Exception:  # noqa: BLE001 - a truncated file from a killed run: start afresh
-        world.barrier()
-        if world.rank == 0:
-            path.unlink(missing_ok=True)
-            (run_dir / "bfgs.json").unlink(missing_ok=True)
-        return 0
+        return _forget_relaxation(run_dir)
     same = frames and frames[0].get_chemical_symbols() == atoms.get_chemical_symbols() and \
         np.allclose(frames[0].positions, atoms.positions, atol=1e-4) and \
         np.allclose(frames[0].cell.array, atoms.cell.array, atol=1e-4)
     if not same:
-        world.barrier()
-        if world.rank == 0:
-            path.unlink(missing_ok=True)
-            (run_dir / "bfgs.json").unlink(missing_ok=True)
-        return 0
+        return _forget_relaxation(run_dir)
     atoms.positions = frames[-1].positions
     return len(frames)
+
+
+def _forget_relaxation(run_dir: Path, barrier: bool = True) -> int:
+    """Remove a trajectory and BFGS Hessian that must not be resumed (rank 0, after every rank
+    has read them when `barrier`); returns 0, the number of geometries resumed."""
+    from gpaw.mpi import world
+    if barrier:
+        world.barrier()
+    if world.rank == 0:
+        (run_dir / RELAX_TRAJECTORY).unlink(missing_ok=True)
+        (run_dir / "bfgs.json").unlink(missing_ok=True)
+    return 0
 
 
 def _reusable(previous: str | None, key: str) -> dict | None:
