@@ -4,9 +4,10 @@
 14 nm FWHM) fitted; 3. the clusters submitted as a FireWorks campaign to the embedded LaunchPad
 and run by an `rlaunch` worker (GPAW, PBE LCAO; --tier hse06-soc adds the non-self-consistent
 HSE06 and SOC steps in PW mode): their Kohn-Sham in-gap states, a screen; 4. the headline: the
-predicted emission of V_Br^0 of the Cs4PbBr6 molecule (total-energy DeltaSCF, relaxed ground
-and excited states, CC line shape, radiative lifetime), a result the project computed (about
-10 min of DFT) and ships with its provenance and the command that regenerates it; 5. a simulated
+predicted emission of V_Br^0 in the 21-atom Cs4PbBr6 crystal cell (total-energy DeltaSCF,
+relaxed ground and excited states, CC line shape, radiative lifetime), a result the project
+computed (about 3 h of DFT on 1-2 cores) and ships with its provenance and the command that
+regenerates it; 5. a simulated
 single-particle TCSPC power series of a 0D nanocrystal with the seed's parameters (tau_ON 9 ns,
 tau_GRAY 1 ns, photobrightening above <N> = 0.5), written as PTU files and analysed from them;
 6. the joint report.

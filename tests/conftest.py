@@ -11,6 +11,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PEROVDEFECT_SHARED", REPO.parent / "shared")) / "data"
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (pyproject's addopts) each worker runs its GPAW steps on one MPI rank:
+    the workers share the cores instead of oversubscribing them with busy-waiting ranks. A
+    test that checks the MPI path sets PEROVDEFECT_GPAW_NPROCS itself."""
+    if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+        os.environ.setdefault("PEROVDEFECT_GPAW_NPROCS", "1")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED.is_dir():

@@ -218,7 +218,8 @@ def test_unreachable_mongodb_fails_fast_naming_the_host(tmp_path, mode):
         t = time.perf_counter()
         r = run_cli("campaign", *args, "--launchpad", str(path), "--project",
                     str(tmp_path / "p"), cwd=tmp_path)
-        assert time.perf_counter() - t < 10, args
+        # pymongo alone would wait 30 s; 20 s leaves room for a loaded machine (parallel tests)
+        assert time.perf_counter() - t < 20, args
         line = assert_one_line_error(r, "lp.yaml", "cannot reach MongoDB", where)
         assert "hunter2pw" not in r.stderr + r.stdout and "bob" not in line, line
         assert not (tmp_path / "p").exists() and not (tmp_path / "r.json").exists()

@@ -23,6 +23,8 @@ CHARGES = ("q-1", "q0", "q+1", "q+2")
 LIMITS = {"N-rich": {"Ga": -3.0, "N": -8.3}, "off-region low mu_N": {"Ga": 0.0, "N": -10.9}}
 PL_NM, FWHM_NM, TAU_NS = 517.0, 14.0, {"ON (brightest level)": 12.0}
 CAMPAIGN = "c21"
+#: the shipped V_Br^0 result of the isolated molecule (the "molecule" model below)
+MOLECULE = "Cs4PbBr6_molecule_V_Br_q0.json"
 
 
 def _ev(nm: float) -> float:
@@ -79,7 +81,7 @@ def table(gan):
                         ConcentrationEntry(campaign=CAMPAIGN, model="GaN-64",
                                            problem="no finished static results yet")],
         luminescence=[LuminescenceRow(campaign=CAMPAIGN, model="molecule", defect="V_Br_q0",
-                                      run_dir="shipped", result=load_shipped())])
+                                      run_dir="shipped", result=load_shipped(MOLECULE))])
 
 
 def _expected_order(gan, limit: str, min_cm3: float = 1e12) -> list[tuple]:
@@ -150,7 +152,7 @@ def test_rows_carry_the_documents_numbers_and_say_what_is_missing(gan, table):
         assert r.label == label and r.ranked_by == "Kohn-Sham screen"
         assert r.missing == ["no luminescence chain for this defect and charge"]
     assert rows[("GaN-32", "V_N", 0)].states.perturbed_host_states >= 1  # the GaN V_N0 case
-    lum = load_shipped()
+    lum = load_shipped(MOLECULE)
     e = rows[("molecule", "V_Br", 0)].emission
     assert rows[("molecule", "V_Br", 0)].rank == 1
     assert (e.predicted_peak_nm, e.predicted_fwhm_nm) == (lum.spectrum.peak_nm,

@@ -103,7 +103,7 @@ def periodic_chain(tmp_path_factory):
     root = tmp_path_factory.mktemp("plum")
     poscar = small_vacancy_cell().write(root / "POSCAR")
     out = run_cli("luminescence", str(root / "lum"), "--compute", "--structure", str(poscar),
-                  "--setting", "basis=szp(dzp)", "--setting", "grid_spacing_A=0.3",
+                  "--setting", "basis=sz(dzp)", "--setting", "grid_spacing_A=0.3",
                   "--setting", "relax_fmax_eV_per_A=0.05", "--setting", "relax_max_steps=5",
                   "--pl-nm", "517", "--pl-fwhm-nm", "14", "--json")
     assert out.returncode == 0, out.stderr[-3000:]

@@ -12,10 +12,10 @@ from pathlib import Path
 from perovdefect.errors import AnalysisError
 from perovdefect.optics.run import LuminescenceResult
 
-#: the shipped result the demo headlines: the neutral Br vacancy of the isolated Cs4PbBr6
-#: molecule (the crystal's 21-atom chain did not finish: its excited-state relaxation lost its
-#: MOM occupation, see README "Luminescence in the crystal")
-DEMO_RESULT = "Cs4PbBr6_molecule_V_Br_q0.json"
+#: the shipped result the demo headlines: the neutral Br vacancy in the 21-atom Cs4PbBr6
+#: crystal cell (the physical model; the isolated molecule, Cs4PbBr6_molecule_V_Br_q0.json, is
+#: far too soft: see README "Luminescence in the crystal")
+DEMO_RESULT = "Cs4PbBr6_V_Br_q0_21atoms.json"
 
 
 def shipped_dir() -> Path:
