@@ -19,6 +19,15 @@ def pytest_configure(config):
         os.environ.setdefault("PEROVDEFECT_GPAW_NPROCS", "1")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Files with slow (real DFT) tests first, in their collection order: pytest-xdist hands
+    out whole files in this order, so the long ones start at once and the quick ones fill the
+    workers at the end instead of one long file running alone (a stable sort: each file keeps
+    its own test order)."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED.is_dir():
