@@ -167,14 +167,26 @@ def test_br2_nsc_hse06_agrees_with_self_consistent():
     br2.center(vacuum=3.0)
     br2.calc = OldGPAW(mode=PW(300), xc="PBE", txt=None, nbands=12,
                        convergence={"density": 1e-5})
-    br2.get_potential_energy()
+    e_pbe = br2.get_potential_energy()
+    pbe_calc = br2.calc
     e_dft, v_dft, v_hyb = non_self_consistent_eigenvalues(br2.calc, "HSE06")
     homo = int(round(br2.calc.get_occupation_numbers().sum() / 2)) - 1
     nsc = float((e_dft - v_dft + v_hyb)[0, 0, homo])
     br2.calc = OldGPAW(mode=PW(300), xc={"name": "HSE06", "backend": "pw"}, txt=None, nbands=12,
                        convergence={"density": 1e-4, "eigenstates": 1e-6})
-    br2.get_potential_energy()
+    e_scf = br2.get_potential_energy()
     scf = float(br2.calc.get_eigenvalues()[homo])
     assert abs(nsc - scf) < 0.3, (nsc, scf)
+    # the total energy the runner stores for a hybrid step: the nsc HSE06 energy of the PBE
+    # orbitals lies above the self-consistent HSE06 minimum (variational), and close to it
+    from perovdefect.calcs.gpaw.runner import _hybrid_total_energy
+    e_nsc = _hybrid_total_energy(pbe_calc, "HSE06")
+    assert 0.0 <= e_nsc - e_scf < 0.05, (e_nsc, e_scf)
+    assert abs(e_nsc - e_pbe) > 0.1  # a different functional's energy, not PBE's again
+    # the fallback for a promoted electron above GPAW's occupied count: every band enters,
+    # the empty ones with zero weight, and the energy is the same
+    from gpaw.hybrids.energy import non_self_consistent_energy
+    assert non_self_consistent_energy(pbe_calc, "HSE06", ftol=-1.0).sum() == \
+        pytest.approx(e_nsc, abs=1e-6)
     assert nsc < float(e_dft[0, 0, homo])  # HSE06 lowers the occupied Br-4p level vs PBE
     assert np.isfinite(nsc)

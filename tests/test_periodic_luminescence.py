@@ -53,6 +53,35 @@ def test_campaign_luminescence_on_a_supercell_model(tmp_path):
     assert {fw.spec["_perovdefect"]["defect"] for fw in lum} == {"V_Br_4c_q0", "V_Br_8d_q0"}
 
 
+def test_campaign_luminescence_hybrid_option(tmp_path):
+    """`luminescence: {hybrid: HSE06}` hands the hybrid single points to the Firework with the
+    backend's hybrid preset (GPAW: plane waves) over the campaign settings; a campaign without
+    it keeps its Fireworks and keys; misplaced options are refused by name."""
+    from perovdefect.workflows.campaign import build_workflows
+    from perovdefect.workflows.spec import LuminescenceSpec, load_campaign
+    assert not {"hybrid", "hybrid_settings", "hybrid_cutoff_eV"} & set(
+        LuminescenceSpec().key_payload())
+    path = tmp_path / "c.yaml"
+    spec = {**CAMPAIGN, "luminescence": {"pl_fwhm_nm": 14, "hybrid": "HSE06",
+                                          "hybrid_cutoff_eV": 300,
+                                          "hybrid_settings": {"nbands": 120}}}
+    path.write_text(yaml.safe_dump(spec))
+    (wf,) = build_workflows(load_campaign(path), tmp_path / "runs").values()
+    (fw,) = [fw for fw in wf.fws if "/luminescence" in fw.name]
+    task = fw.tasks[0]
+    assert task["hybrid"] == "HSE06" and task["hybrid_physics"] == {"cutoff_eV": 300}
+    assert task["hybrid_settings"]["mode"] == "pw" and task["hybrid_settings"]["nbands"] == 120
+    assert task["settings"]["mode"] == "lcao"  # the chain itself stays as the campaign says
+    for bad, words in (({"hybrid_cutoff_eV": 300}, "go with hybrid"),
+                       ({"hybrid": "HSE06", "route": "charge", "charges": [1, 0]},
+                        "route delta-scf"),
+                       ({"hybrid": "B3LYP"}, "hybrid")):
+        path.write_text(yaml.safe_dump({**CAMPAIGN, "luminescence": bad}))
+        out = run_cli("campaign", "submit", str(path), "--project", str(tmp_path / "p"))
+        assert out.returncode != 0 and words in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+
+
 def test_luminescence_cli_refuses_bad_input(tmp_path):
     bad = tmp_path / "nothing.cif"
     out = run_cli("luminescence", str(tmp_path / "lum"), "--compute", "--structure", str(bad))
@@ -60,6 +89,11 @@ def test_luminescence_cli_refuses_bad_input(tmp_path):
     assert "Traceback" not in out.stderr
     out = run_cli("luminescence", str(tmp_path / "lum"), "--structure", str(bad))
     assert out.returncode != 0 and "--compute" in out.stderr
+    out = run_cli("luminescence", str(tmp_path / "lum"), "--hybrid", "HSE06")
+    assert out.returncode != 0 and "--compute" in out.stderr and "Traceback" not in out.stderr
+    out = run_cli("luminescence", str(tmp_path / "lum"), "--compute", "--hybrid-cutoff-eV",
+                  "300")
+    assert out.returncode != 0 and "--hybrid" in out.stderr and "Traceback" not in out.stderr
     out = run_cli("luminescence", str(tmp_path / "lum"), "--compute", "--setting", "oops")
     assert out.returncode != 0 and "KEY=VALUE" in out.stderr and "Traceback" not in out.stderr
 
@@ -105,6 +139,7 @@ def periodic_chain(tmp_path_factory):
     out = run_cli("luminescence", str(root / "lum"), "--compute", "--structure", str(poscar),
                   "--setting", "basis=sz(dzp)", "--setting", "grid_spacing_A=0.3",
                   "--setting", "relax_fmax_eV_per_A=0.05", "--setting", "relax_max_steps=5",
+                  "--hybrid", "HSE06", "--hybrid-cutoff-eV", "250",
                   "--pl-nm", "517", "--pl-fwhm-nm", "14", "--json")
     assert out.returncode == 0, out.stderr[-3000:]
     return root, luminescence_json(out.stdout)
@@ -134,3 +169,90 @@ def test_periodic_delta_scf_chain(periodic_chain):
     # the ground-state spin: 37 valence electrons, run spin-polarised
     doc = json.loads((root / "lum" / "relax-ground" / "result.json").read_text())
     assert doc["nspins"] == 2
+
+
+@pytest.mark.slow
+@needs_gpaw
+def test_hse06_single_points_correct_the_chain(periodic_chain):
+    """Issue 18 item 5: `--hybrid HSE06` adds the transitions at HSE06 as single points of both
+    states at the two PBE minima (plane waves, non-self-consistent HSE06 on each PBE ground
+    state, its constrained occupations included), and moves the chain's transitions by
+    hybrid minus PBE in the same plane-wave settings."""
+    from perovdefect.calcs.document import ElectronicStructure
+    from perovdefect.optics.run import LuminescenceResult
+    from perovdefect.units import ev_to_nm
+    root, d = periodic_chain
+    r = LuminescenceResult.from_json(root / "lum" / "luminescence.json")
+    lc = r.level_correction
+    assert lc is not None and lc.functional == "HSE06" and "PW 250 eV" in lc.level_of_theory
+    assert d["HSE06_corrected"]["emission_eV"] == pytest.approx(lc.corrected_em_eV)
+    level = root / "lum" / "level-HSE06"
+    for name in ("ground+0.00", "excited+0.00", "ground+1.00", "excited+1.00"):
+        pbe = ElectronicStructure.from_json(level / f"pbe-{name}" / "result.json")
+        hse = ElectronicStructure.from_json(level / f"hse06-{name}" / "result.json")
+        # one ground state per point: the hybrid step loads the PBE step's (no second SCF)
+        assert "ground state reused" in (level / f"hse06-{name}" / "run.log").read_text()
+        assert not (level / f"hse06-{name}" / "gs.gpw").exists()
+        assert hse.functional == "HSE06" and pbe.functional == "PBE"
+        # ... with its occupations: the excited state keeps its hole below the promoted electron
+        assert hse.occupations == pbe.occupations
+        # the hybrid step's total energy is the hybrid's, not PBE's carried over
+        assert "non-self-consistent HSE06" in hse.settings["total_energy"]
+        assert abs(hse.total_energy_eV - pbe.total_energy_eV) > 1.0
+        assert lc.energies_eV[f"HSE06 {name}"] == hse.total_energy_eV
+        assert lc.energies_eV[f"PBE {name}"] == pbe.total_energy_eV
+    down = np.asarray(ElectronicStructure.from_json(
+        level / "pbe-excited+0.00" / "result.json").occupations[1][0])
+    occupied = np.flatnonzero(down > 0.5)
+    assert len(occupied) < occupied.max() + 1  # a hole below the highest occupied band
+    # the bookkeeping: each shift is HSE06 minus PBE in the same settings, added to the chain
+    for key, shift, corrected, chain in (
+            ("e_abs_eV", lc.shift_abs_eV, lc.corrected_abs_eV, r.delta_scf.e_abs_eV),
+            ("zpl_eV", lc.shift_zpl_eV, lc.corrected_zpl_eV, r.delta_scf.zpl_eV),
+            ("e_em_eV", lc.shift_em_eV, lc.corrected_em_eV, r.delta_scf.e_em_eV)):
+        assert shift == pytest.approx(getattr(lc.hybrid, key) - getattr(lc.reference, key))
+        assert corrected == pytest.approx(chain + shift)
+    assert lc.hybrid.e_abs_eV > lc.hybrid.zpl_eV > lc.hybrid.e_em_eV
+    # physics: exact exchange pushes the Pb-6p-like defect level up from the Br-4p valence
+    # band, so every transition rises (9-atom cell: ~ +0.2 eV), by well under the ~0.8 eV
+    # it opens the host gap (seed: PBE 2.75 -> HSE06 3.51 eV on the molecule)
+    assert 0.05 < lc.shift_abs_eV < 0.8 and 0.05 < lc.shift_em_eV < 0.8
+    assert lc.corrected_pl_peak_eV == pytest.approx(r.spectrum.peak_eV + lc.shift_zpl_eV)
+    assert lc.corrected_pl_peak_nm == pytest.approx(ev_to_nm(lc.corrected_pl_peak_eV))
+    # SOC, estimated from the Kohn-Sham levels of each PBE excited state: the electron's level
+    # (the promoted band) and the hole's, the shift of the transition their difference
+    from perovdefect.calcs.occupations import promotion
+    soc = lc.soc_estimate
+    assert soc is not None and "Kohn-Sham" in lc.soc
+    for key, shift, f in (("absorption", soc.shift_abs_eV, "+0.00"),
+                          ("emission", soc.shift_em_eV, "+1.00")):
+        occ = ElectronicStructure.from_json(level / f"pbe-excited{f}" / "result.json"
+                                            ).occupations[1][0]
+        hole, electron = promotion(occ)
+        got = soc.levels[key]
+        assert (got["electron"][0], got["hole"][0]) == (electron, hole)
+        assert shift == pytest.approx(got["electron"][1] - got["hole"][1])
+        assert all(0 < lvl[2] <= 1 for lvl in got.values())
+    # physics: SOC splits the Pb 6p; the defect electron's level (Pb-6p-like) comes down,
+    # the Br-4p hole's barely moves, so the emission goes to the red
+    assert -1.0 < soc.shift_em_eV < -0.05
+    assert lc.corrected_soc_em_eV == pytest.approx(lc.corrected_em_eV + soc.shift_em_eV)
+    assert lc.corrected_soc_pl_peak_nm == pytest.approx(
+        ev_to_nm(lc.corrected_pl_peak_eV + soc.shift_em_eV))
+
+
+@pytest.mark.slow
+@needs_gpaw
+def test_soc_level_shifts_refuse_bad_input(periodic_chain):
+    """A band or spin the run lacks, or a run without wave functions: one clear error each."""
+    from perovdefect.calcs import get_backend
+    from perovdefect.errors import AnalysisError, ParseError
+    root, _ = periodic_chain
+    run = root / "lum" / "level-HSE06" / "pbe-excited+1.00"
+    backend = type(get_backend("gpaw"))
+    with pytest.raises(AnalysisError, match="outside the run's bands"):
+        backend.soc_level_shifts(run, 1, [10_000])
+    with pytest.raises(AnalysisError, match="spin 2"):
+        backend.soc_level_shifts(run, 2, [0])
+    with pytest.raises(ParseError, match="no wave functions"):
+        backend.soc_level_shifts(root / "lum" / "relax-ground", 1, [0])

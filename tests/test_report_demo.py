@@ -85,6 +85,14 @@ def test_demo_headline_is_the_predicted_emission(demo_dir):
     body = html.split('<section id="summary">')[1]
     assert body.index("Predicted emission") < body.index("Kohn-Sham")
     assert "a screen, not an emission energy" in body
+    lc = load_shipped().level_correction
+    if lc is not None:  # the hybrid (+SOC estimate) beside the PBE headline, said as what it is
+        assert e["hybrid_peak_nm"] == pytest.approx(lc.corrected_pl_peak_nm)
+        assert lc.level_of_theory in e["hybrid_note"]
+        assert "With hybrid single points" in body
+        assert any("single points at the PBE minima" in x for x in e["limitations"])
+        if lc.soc_estimate is not None:
+            assert "SOC (estimate)" in e["hybrid_note"] and "Kohn-Sham" in e["hybrid_note"]
 
 
 @pytest.mark.slow

@@ -142,6 +142,15 @@ class Backend(ABC):
         raise ProtocolError(f"{directory}: {cls.name} runs give no transition dipoles here "
                             "(the backend lacks the transition_dipole capability)")
 
+    @classmethod
+    def soc_level_shifts(cls, directory: Path, spin: int, bands: list[int]
+                         ) -> dict[int, tuple[float, float]]:
+        """{band: (shift (eV), weight)}: the SOC shift of each collinear Kohn-Sham level of
+        the finished run in `directory` (spin channel `spin`, Gamma), from its saved wave
+        functions with second-variation SOC, and the weight of the SOC state taken as its
+        continuation. This default refuses."""
+        raise ProtocolError(f"{directory}: {cls.name} runs give no SOC level shifts here")
+
     def digest_settings(self, protocol: Protocol | None = None) -> dict[str, Any]:
         """The settings that identify a step: all but the output_settings, and for a step
         without an excitation all but the excitation_settings."""

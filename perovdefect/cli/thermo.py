@@ -178,6 +178,14 @@ def _echo_thermodynamics(th) -> None:
 @click.option("--excitation", type=click.Choice(["down:homo->lumo", "up:homo->lumo"]),
               default="down:homo->lumo", show_default=True,
               help="DeltaSCF promotion (V_Br^0: a Br-p hole and the Pb-6p electron).")
+@click.option("--hybrid", type=click.Choice(["HSE06", "PBE0"]), help="With --compute: also "
+              "the transitions at this hybrid, as single points of both states at the two PBE "
+              "minima (the ladder's cheap correction; RUN_DIR/level-HYBRID/).")
+@click.option("--hybrid-setting", "hybrid_settings", multiple=True, metavar="KEY=VALUE",
+              help="Backend setting of the --hybrid single points, over --setting and the "
+                   "backend's hybrid preset (GPAW: plane waves), e.g. nbands=200 (repeatable).")
+@click.option("--hybrid-cutoff-eV", "hybrid_cutoff", type=FiniteFloat(min=100, max=2000),
+              help="Plane-wave cutoff of the --hybrid single points (eV; default 400).")
 @click.option("--temperature", "temperature_K", type=FiniteFloat(min=0, max=2000),
               default=295.0, show_default=True, help="K")
 @click.option("--broadening-meV", "broadening", type=FiniteFloat(min=0, min_open=True,
@@ -207,7 +215,7 @@ def _echo_thermodynamics(th) -> None:
 @click.option("--force", is_flag=True, help="Overwrite --output.")
 @click.option("--json", "as_json", is_flag=True)
 def luminescence(run_dir, compute, structure_file, charge, cluster, padding, settings,
-                 excitation, temperature_K, broadening, pl_nm, pl_fwhm_nm, from_runs, charges,
+                 excitation, hybrid, hybrid_settings, hybrid_cutoff, temperature_K, broadening, pl_nm, pl_fwhm_nm, from_runs, charges,
                  host_run, band_edge, correction, output, force, as_json) -> None:
     """ZPL, absorption, emission, Delta Q, hbar omega, Huang-Rhys factors and the predicted PL
     peak and FWHM of a luminescence calculation (RUN_DIR/luminescence.json), or of finished
@@ -217,8 +225,10 @@ def luminescence(run_dir, compute, structure_file, charge, cluster, padding, set
     from perovdefect.errors import AnalysisError
     from perovdefect.optics.run import RESULT, LuminescenceResult, run_luminescence
     root = Path(run_dir)
-    if (structure_file or charge is not None or settings) and not compute:
-        raise click.UsageError("--structure, --charge and --setting go with --compute")
+    if (structure_file or charge is not None or settings or hybrid) and not compute:
+        raise click.UsageError("--structure, --charge, --setting and --hybrid go with --compute")
+    if (hybrid_settings or hybrid_cutoff) and not hybrid:
+        raise click.UsageError("--hybrid-setting and --hybrid-cutoff-eV go with --hybrid")
     if (charges or host_run or band_edge is not None or correction is not None or output) \
             and not from_runs:
         raise click.UsageError("--charges, --host, --band-edge-eV, --correction-eV and "
@@ -233,7 +243,11 @@ def luminescence(run_dir, compute, structure_file, charge, cluster, padding, set
         cls = local_backend()
         overrides = {**cls.presets["quick"], **_key_values(settings, "--setting")}
         record = _luminescence_record(structure_file, charge, cluster, padding)
-        result = run_luminescence(record, cls(**overrides), root, excitation,
+        hybrid_backend = cls(**{**overrides, **cls.presets["hybrid"],
+                                **_key_values(hybrid_settings, "--hybrid-setting")}) \
+            if hybrid else None
+        result = run_luminescence(record, cls(**overrides), root, excitation, hybrid=hybrid,
+                                  hybrid_backend=hybrid_backend, hybrid_cutoff_eV=hybrid_cutoff,
                                   temperature_K=temperature_K, broadening_fwhm_meV=broadening,
                                   measured_peak_nm=pl_nm, measured_fwhm_nm=pl_fwhm_nm,
                                   log=lambda m: click.echo(m, err=True))
@@ -261,6 +275,20 @@ def luminescence(run_dir, compute, structure_file, charge, cluster, padding, set
     click.echo(f"  predicted PL at {temperature_K:g} K: {s['predicted_pl_peak_eV']:.3f} eV "
                f"({s['predicted_pl_peak_nm']:.1f} nm), FWHM {s['predicted_pl_fwhm_meV']:.0f} meV "
                f"({s['predicted_pl_fwhm_nm']:.1f} nm)")
+    if result.level_correction is not None:
+        lc = result.level_correction
+        click.echo(f"  {lc.level_of_theory}: ZPL {lc.corrected_zpl_eV:.3f} eV, emission "
+                   f"{lc.corrected_em_eV:.3f} eV, PL peak {lc.corrected_pl_peak_nm:.1f} nm "
+                   f"(shifts {lc.shift_zpl_eV:+.3f} / {lc.shift_em_eV:+.3f} eV)")
+        if lc.soc_estimate is not None:
+            click.echo(f"  {lc.functional}+SOC (estimate): ZPL {lc.corrected_soc_zpl_eV:.3f} eV, "
+                       f"emission {lc.corrected_soc_em_eV:.3f} eV, PL peak "
+                       f"{lc.corrected_soc_pl_peak_nm:.1f} nm (SOC shift "
+                       f"{lc.soc_estimate.shift_em_eV:+.3f} eV; {lc.soc})")
+            for w in lc.soc_estimate.warnings:
+                echo_warning(w)
+        else:
+            click.echo(f"  {lc.soc}")
     if result.comparison:
         c = result.comparison
         click.echo(f"  vs measured {c.measured_peak_nm:.1f} nm / FWHM {c.measured_fwhm_nm:.1f} "

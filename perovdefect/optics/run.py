@@ -19,6 +19,7 @@ from perovdefect.documents import Document, Part
 from perovdefect.errors import AnalysisError
 from perovdefect.optics.documents import CCDiagram, DeltaSCFTransitions, PLComparison, PLSpectrum
 from perovdefect.optics.geometry import interpolate_geometries
+from perovdefect.optics.level_correction import LevelCorrection
 from perovdefect.optics.radiative import OpticalTransition
 from perovdefect.optics.routes import ChargeRoute, RunsSource
 from perovdefect.structures.record import StructureRecord
@@ -73,6 +74,8 @@ class LuminescenceResult(Document):
     #: hole, at the DeltaSCF emission energy); None where the code or run cannot give it
     radiative: OpticalTransition | None = None
     provenance: LuminescenceProvenance | None = None
+    #: the transitions at a hybrid functional (single points at the two minima; None: not run)
+    level_correction: LevelCorrection | None = None
     #: the charge-state route's carrier, band edge and correction (None: DeltaSCF)
     charge_route: ChargeRoute | None = None
     #: built from finished runs made elsewhere (`luminescence DIR --from-runs`)
@@ -102,6 +105,23 @@ class LuminescenceResult(Document):
                        oscillator_strength=r.oscillator_strength, dipole_eA=r.dipole_eA,
                        radiative_note=f"{r.method}; n = {r.refractive_index:g} "
                        f"({r.refractive_index_source}), local field {r.local_field}")
+        if self.level_correction is not None:
+            lc = self.level_correction
+            out[f"{lc.functional}_corrected"] = {
+                "zpl_eV": lc.corrected_zpl_eV, "absorption_eV": lc.corrected_abs_eV,
+                "emission_eV": lc.corrected_em_eV, "pl_peak_eV": lc.corrected_pl_peak_eV,
+                "pl_peak_nm": lc.corrected_pl_peak_nm, "shift_zpl_eV": lc.shift_zpl_eV,
+                "shift_emission_eV": lc.shift_em_eV, "level_of_theory": lc.level_of_theory,
+                "soc": lc.soc}
+            if lc.soc_estimate is not None:
+                out[f"{lc.functional}+SOC_estimated"] = {
+                    "zpl_eV": lc.corrected_soc_zpl_eV, "absorption_eV": lc.corrected_soc_abs_eV,
+                    "emission_eV": lc.corrected_soc_em_eV,
+                    "pl_peak_eV": lc.corrected_soc_pl_peak_eV,
+                    "pl_peak_nm": lc.corrected_soc_pl_peak_nm,
+                    "soc_shift_absorption_eV": lc.soc_estimate.shift_abs_eV,
+                    "soc_shift_emission_eV": lc.soc_estimate.shift_em_eV,
+                    "method": lc.soc_estimate.method}
         if self.comparison is not None:
             out["comparison"] = self.comparison.model_dump()
         if self.charge_route is not None:
@@ -114,8 +134,13 @@ def run_luminescence(record: StructureRecord, backend: Backend, root: str | Path
                      temperature_K: float = 295.0, broadening_fwhm_meV: float = 20.0,
                      measured_peak_nm: float | None = None,
                      measured_fwhm_nm: float | None = None, resources: dict | None = None,
-                     log: Callable[[str], None] = print, **physics) -> LuminescenceResult:
-    """Run (or resume) the whole luminescence calculation of `record` under ROOT."""
+                     log: Callable[[str], None] = print, hybrid: str | None = None,
+                     hybrid_backend: Backend | None = None, hybrid_cutoff_eV: float | None = None,
+                     **physics) -> LuminescenceResult:
+    """Run (or resume) the whole luminescence calculation of `record` under ROOT; with
+    `hybrid` (e.g. "HSE06") also its transitions at that functional, as single points at the
+    two minima in ROOT/level-<hybrid>/ through `hybrid_backend` (default: `backend`) at the
+    plane-wave cutoff `hybrid_cutoff_eV` (eV; default: the protocol's)."""
     if 0.0 not in fractions or 1.0 not in fractions:
         raise AnalysisError("the interpolation fractions must include 0 (ground minimum) and "
                             "1 (excited minimum)")
@@ -127,6 +152,11 @@ def run_luminescence(record: StructureRecord, backend: Backend, root: str | Path
     ground_p = Protocol(name="relax-ground", task="relax", **physics)
     excited_p = Protocol(name="relax-excited", task="relax", excitation=excitation, **physics)
     backend.check(record, excited_p)
+    hybrid_backend = hybrid_backend or backend
+    hybrid_physics = {**physics, **({"cutoff_eV": hybrid_cutoff_eV} if hybrid_cutoff_eV else {})}
+    if hybrid:  # refused before hours of semilocal work, not after
+        hybrid_backend.check(record, Protocol(functional=hybrid, excitation=excitation,
+                                              **hybrid_physics))
 
     step, timings = step_runner(backend, root, resources, log)
 
@@ -161,6 +191,13 @@ def run_luminescence(record: StructureRecord, backend: Backend, root: str | Path
     result.radiative, why = _radiative(root / f"cc-excited{1.0:+.2f}", excitation,
                                        result.cc.e_em_eV, log)
     result.warnings.extend(why)
+    if hybrid:
+        from perovdefect.optics.level_correction import level_correction
+        log(f"{hybrid} single points at the two minima ({hybrid_backend.name})")
+        result.level_correction = level_correction(
+            ground.atoms, excited.atoms, record, hybrid_backend, root / f"level-{hybrid}",
+            excitation, hybrid, hybrid_physics, result.delta_scf, result.spectrum.peak_eV,
+            resources, log)
     result.to_json(root / RESULT, indent=1)
     return result
 
@@ -173,14 +210,14 @@ def image_distance_A(atoms) -> float:
 
 def step_runner(backend: Backend, root: Path, resources: dict | None,
                 log: Callable[[str], None]) -> tuple[Callable, dict[str, float]]:
-    """(step, timings): step(record, protocol, name) runs one durable backend step in
-    ROOT/name, logs its energy and wall time and returns its document; timings[name] (s) is
+    """(step, timings): step(record, protocol, name[, previous]) runs one durable backend
+    step in ROOT/name (after the step in `previous`, whose state it may reuse), logs its energy and wall time and returns its document; timings[name] (s) is
     the wall time as run, or for a step done before the wall time its run recorded."""
     timings: dict[str, float] = {}
 
-    def step(rec: StructureRecord, p: Protocol, name: str):
+    def step(rec: StructureRecord, p: Protocol, name: str, previous: Path | None = None):
         t0 = time.perf_counter()
-        doc, skipped = backend.execute(rec, p, root / name, resources or {})
+        doc, skipped = backend.execute(rec, p, root / name, resources or {}, previous)
         timings[name] = round(float(doc.settings.get("wall_time_s") or 0.0) if skipped
                               else time.perf_counter() - t0, 1)
         log(f"  {name}: E = {doc.total_energy_eV:.4f} eV, {timings[name]:.0f} s"

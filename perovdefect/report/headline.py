@@ -47,6 +47,10 @@ class EmissionHeadline(Part):
     measured_lifetimes: list[MeasuredLifetime] = []
     lifetime_ratios: dict[str, float] = {}
     limitations: list[str] = []
+    #: the PL peak moved by a hybrid's single points at the PBE minima (None: not run), and
+    #: what it is (functional, settings, the ZPL shift, no SOC)
+    hybrid_peak_nm: float | None = None
+    hybrid_note: str | None = None
 
 
 def measured_lifetimes(level_rows: list[list[LevelRow]]) -> list[MeasuredLifetime]:
@@ -88,8 +92,20 @@ def emission_headline(lum, pl_reference: PLReference | None,
         limitations.append(f"periodic supercell of {lum.n_atoms} atoms (images "
                            f"{lum.image_distance_A:.1f} A apart), Gamma only; not converged "
                            "with the cell size unless a larger cell agrees")
-    limitations.append(f"{lum.level_of_theory} total energies (semilocal: no HSE06/SOC in the "
-                       "relaxation); 1D CC model with harmonic fits")
+    lc = getattr(lum, "level_correction", None)
+    if lc is None:
+        limitations.append(f"{lum.level_of_theory} total energies (semilocal: no HSE06/SOC in "
+                           "the relaxation); 1D CC model with harmonic fits")
+    else:
+        limitations.append(f"{lum.level_of_theory} relaxations and CC diagram, "
+                           f"{lc.functional} only as single points at the PBE minima; "
+                           f"{lc.soc}; 1D CC model with harmonic fits")
+    hybrid_note = None if lc is None else (
+        f"{lc.level_of_theory}: ZPL {lc.corrected_zpl_eV:.3f} eV ({lc.shift_zpl_eV:+.3f}), "
+        f"emission {lc.corrected_em_eV:.3f} eV ({lc.shift_em_eV:+.3f}); PBE line shape"
+        + ("" if lc.soc_estimate is None else
+           f"; +SOC (estimate): emission {lc.corrected_soc_em_eV:.3f} eV, PL peak "
+           f"{lc.corrected_soc_pl_peak_nm:.1f} nm ({lc.soc})"))
     return EmissionHeadline(
         structure=lum.structure, model=lum.model, n_atoms=lum.n_atoms,
         level_of_theory=lum.level_of_theory, origin=origin,
@@ -101,7 +117,8 @@ def emission_headline(lum, pl_reference: PLReference | None,
         radiative_lifetime_ns=tau, lifetime_note=s.get("radiative_note"),
         measured_lifetimes=lifetimes,
         lifetime_ratios={m.level: tau / m.tau_ns for m in lifetimes} if tau else {},
-        limitations=limitations)
+        limitations=limitations, hybrid_note=hybrid_note,
+        hybrid_peak_nm=None if lc is None else lc.corrected_pl_peak_nm)
 
 
 def pick_headline_result(results: list) -> Any | None:

@@ -121,6 +121,9 @@ def _headline_rows(m: ReportModel) -> list[list]:
                         ["PREDICTED PL FWHM (nm)", e.predicted_fwhm_nm,
                          f"measured {e.measured_fwhm_nm:.1f} nm" if e.measured_fwhm_nm
                          else "measured: not given"]]
+    if e.hybrid_peak_nm is not None:
+        rows.append(["PREDICTED PL peak, hybrid single points (nm)", e.hybrid_peak_nm,
+                     e.hybrid_note])
     if e.radiative_lifetime_ns is not None:
         ratios = "; ".join(f"{k}: measured {t.tau_ns:.2f} ns, ratio {e.lifetime_ratios[k]:.3g}"
                            for t in e.measured_lifetimes for k in [t.level])

@@ -239,6 +239,9 @@ def _luminescence_fw(spec: CampaignSpec, model: ModelSpec, label: str, rec: Stru
                             excitation=lum.excitation, temperature_K=lum.temperature_K,
                             broadening_fwhm_meV=lum.broadening_fwhm_meV, pl_nm=spec.pl_nm,
                             pl_fwhm_nm=lum.pl_fwhm_nm)
+    if lum.hybrid:  # only when asked: earlier campaigns' Fireworks stay as they were
+        task.update(hybrid=lum.hybrid, hybrid_settings=spec.hybrid_backend_settings(),
+                    hybrid_physics=spec.hybrid_physics())
     suffix = "" if run_dir.parent.name == model.label else f"/{label}"
     return Firework([task], name=f"{spec.name}/{model.label}/luminescence{suffix}",
                     spec={"_perovdefect": info})

@@ -187,9 +187,20 @@ class LuminescenceSpec(_Strict):
     broadening_fwhm_meV: float = Field(20.0, gt=0, le=1000, allow_inf_nan=False)
     #: measured PL FWHM (nm) beside the campaign's pl_nm
     pl_fwhm_nm: float | None = Field(None, gt=0, allow_inf_nan=False)
+    #: delta-scf route: the transitions also at this hybrid, as single points of both states
+    #: at the two PBE minima (perovdefect.optics.level_correction), with the backend settings
+    #: hybrid_settings over the campaign's and the backend's hybrid preset (GPAW: plane
+    #: waves) and the plane-wave cutoff hybrid_cutoff_eV (eV; default: the protocol's)
+    hybrid: Literal["HSE06", "PBE0"] | None = None
+    hybrid_settings: dict[str, Any] = Field(default_factory=dict)
+    hybrid_cutoff_eV: float | None = Field(None, ge=100, le=2000, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _route(self) -> LuminescenceSpec:
+        if (self.hybrid_settings or self.hybrid_cutoff_eV) and not self.hybrid:
+            raise ValueError("hybrid_settings and hybrid_cutoff_eV go with hybrid")
+        if self.hybrid and self.route == "charge":
+            raise ValueError("hybrid single points belong to route delta-scf")
         if self.route == "charge":
             if self.charges is None or len(self.charges) != 2 or \
                     abs(self.charges[0] - self.charges[1]) != 1:
@@ -203,6 +214,9 @@ class LuminescenceSpec(_Strict):
         """What identifies the luminescence work of a model (the route's fields only when set,
         so campaigns written before the charge route keep their keys)."""
         d = self.model_dump(exclude={"models"})
+        for k in ("hybrid", "hybrid_settings", "hybrid_cutoff_eV"):
+            if not d[k]:  # campaigns written before the hybrid option keep their keys
+                d.pop(k)
         if self.route == "delta-scf":
             for k in ("route", "charges", "correction_eV"):
                 d.pop(k)
@@ -360,8 +374,27 @@ class CampaignSpec(_Strict):
                                   excitation=lum.excitation, **self.luminescence_physics())]
             for p in steps:
                 get_backend(self.code, **self.settings).check(None, p)
+            if lum.hybrid:
+                self.hybrid_backend().check(None, Protocol(
+                    functional=lum.hybrid, excitation=lum.excitation,
+                    **{**self.luminescence_physics(), **self.hybrid_physics()}))
         except (ProtocolError, TypeError) as exc:
             raise ValueError(f"luminescence: {exc}") from None
+
+    def hybrid_backend_settings(self) -> dict[str, Any]:
+        """The settings of the luminescence hybrid single points: the campaign's, the
+        backend's hybrid preset, then luminescence.hybrid_settings."""
+        from perovdefect.calcs.backend import backend_class
+        lum = self.luminescence
+        return {**self.settings, **backend_class(self.code).presets["hybrid"],
+                **(lum.hybrid_settings if lum else {})}
+
+    def hybrid_backend(self):
+        return get_backend(self.code, **self.hybrid_backend_settings())
+
+    def hybrid_physics(self) -> dict[str, Any]:
+        lum = self.luminescence
+        return {"cutoff_eV": lum.hybrid_cutoff_eV} if lum and lum.hybrid_cutoff_eV else {}
 
     def luminescence_physics(self) -> dict[str, Any]:
         """The protocol fields of the luminescence steps: the campaign's, without its k-points

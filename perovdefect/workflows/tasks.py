@@ -233,14 +233,19 @@ class LuminescenceTask(LuminescenceStep, FiretaskBase):
     structure with the campaign's backend; writes RUN_DIR/luminescence.json."""
 
     required_params = ["structure", "code", "physics", "run_dir", "info", "excitation"]
-    optional_params = ["settings", "temperature_K", "broadening_fwhm_meV", "pl_nm", "pl_fwhm_nm"]
+    optional_params = ["settings", "temperature_K", "broadening_fwhm_meV", "pl_nm", "pl_fwhm_nm",
+                       "hybrid", "hybrid_settings", "hybrid_physics"]
 
     def run_task(self, fw_spec):
         from perovdefect.calcs.backend import get_backend
         from perovdefect.optics.run import run_luminescence
         backend = get_backend(self["code"], **(self.get("settings") or {}))
+        hybrid = self.get("hybrid")
         result = run_luminescence(
             record_from_dict(self["structure"]), backend, self["run_dir"], self["excitation"],
+            hybrid=hybrid, hybrid_backend=get_backend(self["code"], **self["hybrid_settings"])
+            if hybrid else None,
+            hybrid_cutoff_eV=(self.get("hybrid_physics") or {}).get("cutoff_eV"),
             temperature_K=self.get("temperature_K", 295.0),
             broadening_fwhm_meV=self.get("broadening_fwhm_meV", 20.0),
             measured_peak_nm=self.get("pl_nm"), measured_fwhm_nm=self.get("pl_fwhm_nm"),

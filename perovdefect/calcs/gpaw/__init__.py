@@ -253,6 +253,16 @@ class GpawBackend(Backend):
             raise CalculationError(reason)
         return transition_dipoles(Path(directory), initial, final, spin)
 
+    @classmethod
+    def soc_level_shifts(cls, directory: Path, spin: int, bands: list[int]
+                         ) -> dict[int, tuple[float, float]]:
+        """perovdefect.calcs.gpaw.soc_levels says how (subprocess, gs.gpw)."""
+        from perovdefect.calcs.gpaw.soc_levels import soc_level_shifts
+        reason = cls.unavailable_reason()
+        if reason:
+            raise CalculationError(reason)
+        return soc_level_shifts(Path(directory), spin, bands)
+
     def relaxed_structure(self, directory: Path, record: StructureRecord
                           ) -> StructureRecord | None:
         import ase.io

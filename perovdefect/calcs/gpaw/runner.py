@@ -421,6 +421,15 @@ def run(run_dir: Path) -> None:
             ground_state.update(hybrid=hybrid,
                                 hybrid_eigenvalues=str(run_dir / "hybrid_eigenvalues.npz"))
         functional = hybrid
+        saved_energy = reuse.get("hybrid_energy_eV") if reuse and reuse.get("hybrid") == hybrid \
+            else None
+        if saved_energy is None:
+            saved_energy = _hybrid_total_energy(calc, hybrid)
+            ground_state.update(hybrid=hybrid, hybrid_energy_eV=saved_energy)
+        common.update(energy=float(saved_energy), energy_note=(
+            f"non-self-consistent {hybrid} total energy (gpaw.hybrids.energy) of the PBE "
+            "ground state's orbitals and occupations"))
+        _log(f"{hybrid} total energy {saved_energy:.4f} eV (PBE {energy:.4f} eV)")
         for item in localization:
             item["energy_eV"] = float(eps[item["spin"], item["k"], item["band"]])
         _log(f"{hybrid} done ({time.time() - t0:.1f} s)")
@@ -431,6 +440,8 @@ def run(run_dir: Path) -> None:
         (run_dir / "ground_state.json").write_text(json.dumps(ground_state))
     if p["soc"]:
         from gpaw.spinorbit import soc_eigenstates
+        common["energy_note"] = (common.get("energy_note") or "PBE total energy") + (
+            "; without SOC: second-variation SOC changes the eigenvalues only")
         _log("spin-orbit coupling (second variation)")
         soc = soc_eigenstates(calc, eigenvalues=eps if hybrid else None)
         e_soc = soc.eigenvalues()  # (nbzk, 2 * nbands)
@@ -452,6 +463,26 @@ def run(run_dir: Path) -> None:
         _log(f"{gap}, result.json written ({time.time() - t0:.1f} s)")
 
 
+def _hybrid_total_energy(calc, hybrid: str) -> float:
+    """Non-self-consistent hybrid total energy (eV) of a converged PBE plane-wave calculation
+    (gpaw.old calculator), with its own occupations: a constrained (DeltaSCF) state's too.
+    GPAW takes the bands entering the exact exchange as the first N, N the largest number of
+    occupied states of any spin and k-point (occupation above ftol), so an electron promoted
+    above that count would be left out; then every band enters (ftol < 0: the empty ones
+    weigh nothing, at a higher cost) instead."""
+    from gpaw.hybrids.energy import non_self_consistent_energy
+    ftol = 1e-9
+    kpts = calc.wfs.kpt_u
+    count = max(int(((k.f_n / k.weight) > ftol).sum()) for k in kpts)
+    highest = max(int(np.nonzero((k.f_n / k.weight) > ftol)[0].max()) + 1 for k in kpts)
+    if highest > count:
+        _log(f"an occupied band ({highest - 1}) lies above GPAW's count of {count} occupied "
+             "bands: every band enters the exact exchange")
+        ftol = -1.0
+    _log(f"non-self-consistent {hybrid} total energy")
+    return float(non_self_consistent_energy(calc, hybrid, ftol=ftol).sum())
+
+
 def _theory(atoms, p, settings, kpoints, functional, aexx, omega, soc):
     """The run's LevelOfTheory; None (the comparison then says what it could not compare)
     rather than losing a finished run if GPAW's setup files cannot be read back."""
@@ -466,7 +497,7 @@ def _theory(atoms, p, settings, kpoints, functional, aexx, omega, soc):
 
 def _write_doc(name, eps, occ, weights, functional, aexx, omega, soc, localization, *, calc,
                atoms, p, settings, energy, converged, vacuum, n_electrons, run_dir, t0,
-               potential, site_potentials=None, kpoints=None):
+               potential, site_potentials=None, kpoints=None, energy_note="PBE total energy"):
     """Write one ElectronicStructure from rank 0 (atomically); returns it there, else None."""
     from gpaw.mpi import world
 
@@ -487,7 +518,8 @@ def _write_doc(name, eps, occ, weights, functional, aexx, omega, soc, localizati
         theory=_theory(atoms, p, settings, kpoints, functional, aexx, omega, soc),
         settings={"protocol": p, "gpaw": settings, "gpaw_processes": world.size,
                   "hybrid": "non-self-consistent (gpaw.old.calculator ground state)"
-                  if functional != "PBE" else None, "wall_time_s": round(time.time() - t0, 1)})
+                  if functional != "PBE" else None, "total_energy": energy_note,
+                  "wall_time_s": round(time.time() - t0, 1)})
     doc.to_json(run_dir / name)
     return doc
 
