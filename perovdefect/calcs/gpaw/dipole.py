@@ -22,17 +22,13 @@ Gamma point, in the length gauge, all-electron through the PAW corrections:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from perovdefect.calcs.backend import CalculationError
 from perovdefect.calcs.transition import TransitionDipoles
-from perovdefect.errors import AnalysisError, ParseError
+from perovdefect.errors import ParseError
 
 #: the wave-function file of a static step (written by the runner, mode='all')
 GPW = "gs.gpw"
@@ -66,28 +62,12 @@ def transition_dipoles(directory: Path, initial: list[int], final: list[int],
                        spin: int, timeout_s: float = 3600.0) -> TransitionDipoles:
     """<i|e r|f> for every i in `initial` and f in `final` (band indices, spin channel `spin`)
     from `directory`'s wave functions, computed in a subprocess."""
+    from perovdefect.calcs.gpaw.subjob import run_job
     gpw = wavefunction_file(directory)
-    with tempfile.TemporaryDirectory(prefix="perovdefect-dipole-") as tmp:
-        out = Path(tmp) / "dipoles.json"
-        job = {"gpw": str(gpw), "initial": [int(b) for b in initial],
-               "final": [int(b) for b in final], "spin": int(spin), "out": str(out)}
-        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-                   GPAW_MPI_BACKEND="cgpaw", OMPI_ALLOW_RUN_AS_ROOT="1",
-                   OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
-        cmd = [sys.executable, "-m", "perovdefect.calcs.gpaw.dipole", json.dumps(job)]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
-                                  timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise CalculationError(f"{gpw}: the dipole calculation took over {timeout_s:g} s"
-                                   ) from None
-        if proc.returncode != 0 or not out.is_file():
-            lines = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
-            raise CalculationError(f"{gpw}: the dipole calculation failed (exit "
-                                   f"{proc.returncode}): " + " | ".join(lines[-2:]))
-        data = json.loads(out.read_text())
-    if "error" in data:
-        raise AnalysisError(f"{directory}: {data['error']}")
+    data = run_job("perovdefect.calcs.gpaw.dipole",
+                   {"gpw": str(gpw), "initial": [int(b) for b in initial],
+                    "final": [int(b) for b in final], "spin": int(spin)},
+                   "dipole calculation", gpw, directory, timeout_s)
     return TransitionDipoles(**data)
 
 

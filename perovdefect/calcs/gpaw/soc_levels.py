@@ -13,16 +13,11 @@ continuation of one collinear level."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from perovdefect.calcs.backend import CalculationError
-from perovdefect.errors import AnalysisError
 
 
 def soc_level_shifts(directory: Path, spin: int, bands: list[int],
@@ -30,27 +25,11 @@ def soc_level_shifts(directory: Path, spin: int, bands: list[int],
     """{band: (SOC shift (eV), weight)} of the collinear states (`bands`, spin channel `spin`,
     Gamma) of the run in `directory`, from its saved wave functions."""
     from perovdefect.calcs.gpaw.dipole import wavefunction_file
+    from perovdefect.calcs.gpaw.subjob import run_job
     gpw = wavefunction_file(Path(directory))
-    with tempfile.TemporaryDirectory(prefix="perovdefect-soc-") as tmp:
-        out = Path(tmp) / "soc.json"
-        job = {"gpw": str(gpw), "spin": int(spin), "bands": [int(b) for b in bands],
-               "out": str(out)}
-        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-                   GPAW_MPI_BACKEND="cgpaw")
-        cmd = [sys.executable, "-m", "perovdefect.calcs.gpaw.soc_levels", json.dumps(job)]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
-                                  timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise CalculationError(f"{gpw}: the SOC calculation took over {timeout_s:g} s"
-                                   ) from None
-        if proc.returncode != 0 or not out.is_file():
-            lines = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
-            raise CalculationError(f"{gpw}: the SOC calculation failed (exit "
-                                   f"{proc.returncode}): " + " | ".join(lines[-2:]))
-        data = json.loads(out.read_text())
-    if "error" in data:
-        raise AnalysisError(f"{directory}: {data['error']}")
+    data = run_job("perovdefect.calcs.gpaw.soc_levels",
+                   {"gpw": str(gpw), "spin": int(spin), "bands": [int(b) for b in bands]},
+                   "SOC calculation", gpw, Path(directory), timeout_s)
     return {int(b): (float(s), float(w)) for b, (s, w) in data["shifts"].items()}
 
 
