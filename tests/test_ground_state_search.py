@@ -132,3 +132,35 @@ def test_real_ground_state_search_carries_the_lowest_start_on(tmp_path):
     expected = sorted((100 * (x.bond_distortion or 0.0), x.relative_energy_eV)
                       for x in gs.results)
     assert np.allclose(curve, expected)
+
+
+def test_luminescence_starts_from_the_searched_ground_state(tmp_path):
+    """With ground_state_search and luminescence on one supercell model, the luminescence
+    Firework waits for the defect's ground-state choice and starts from the structure it
+    handed on (issue 21: the lowest structure carried into the later steps, luminescence
+    included); a search that handed nothing on is a clear error, never the unsearched cell."""
+    from perovdefect.workflows.campaign import build_workflows
+    from perovdefect.workflows.tasks import record_to_dict
+    spec = load_campaign(write(tmp_path, luminescence={"pl_fwhm_nm": 14}))
+    (wf,) = build_workflows(spec, tmp_path / "runs").values()
+    (lum,) = [fw for fw in wf.fws if fw.name.endswith("/luminescence")]
+    (search,) = [fw for fw in wf.fws if fw.name.endswith("/ground_state")]
+    assert lum.fw_id in wf.links[search.fw_id]
+    task = lum.tasks[0]
+    label = search.tasks[0]["info"]["label"]
+    assert task["start_from"] == f"relaxed_{label}"
+    built = task.start_record({f"relaxed_{label}": task["structure"]})
+    chosen_atoms = built.atoms.copy()
+    chosen_atoms.positions[0] += 0.1  # a structure the search "chose", not the built one
+    chosen = record_to_dict(type(built)(chosen_atoms, dict(built.metadata)))
+    got = task.start_record({f"relaxed_{label}": chosen})
+    assert got.atoms.positions[0] == pytest.approx(chosen_atoms.positions[0])
+    with pytest.raises(CampaignError, match="handed on no structure"):
+        task.start_record({})
+    # without a search the luminescence starts from the built defect, as before
+    spec = load_campaign(write(tmp_path, luminescence={"pl_fwhm_nm": 14},
+                               ground_state_search=None))
+    (wf,) = build_workflows(spec, tmp_path / "runs2").values()
+    (lum,) = [fw for fw in wf.fws if fw.name.endswith("/luminescence")]
+    assert "start_from" not in lum.tasks[0] and not any(
+        lum.fw_id in children for children in wf.links.values())

@@ -146,6 +146,7 @@ def model_workflow(spec: CampaignSpec, model: ModelSpec, runs_root: Path) -> Wor
     last: list[Firework] = []
     final_step = ""
     search = spec.ground_state_search is not None and model.model == "supercell"
+    searches: dict[str, Firework] = {}  # defect label -> its ground-state choice
     for role, label, rec in [("host", "host", host)] + [("defect", lab, r) for lab, r in defects]:
         steps = ladder(spec.tier, charge=rec.charge, relax=spec.relax, **spec.protocol)
         final_step = steps[-1].name
@@ -155,6 +156,7 @@ def model_workflow(spec: CampaignSpec, model: ModelSpec, runs_root: Path) -> Wor
             starts = _ground_state_fws(spec, model, host, label, rec, steps[0], base, key)
             fws += starts
             parent, steps = starts[-1], steps[1:]
+            searches[label] = parent
         chain = _chain(spec, steps, rec, base, label, role, charge, key, model.label,
                        spec.settings, parent=parent)
         fws += chain
@@ -174,7 +176,8 @@ def model_workflow(spec: CampaignSpec, model: ModelSpec, runs_root: Path) -> Wor
         for label, rec in neutral:  # one per symmetry-distinct site
             run_dir = base / "luminescence" if len(neutral) == 1 else base / label / \
                 "luminescence"
-            fws.append(_luminescence_fw(spec, model, label, rec, run_dir, key))
+            fws.append(_luminescence_fw(spec, model, label, rec, run_dir, key,
+                                        searches.get(label)))
     return Workflow(fws, name=f"{spec.name}/{model.label}",
                     metadata={"perovdefect_campaign": spec.name, "perovdefect_key": key,
                               "perovdefect_hash": spec.content_hash()})
@@ -225,9 +228,10 @@ def _ground_state_fws(spec: CampaignSpec, model: ModelSpec, host: StructureRecor
 
 
 def _luminescence_fw(spec: CampaignSpec, model: ModelSpec, label: str, rec: StructureRecord,
-                     run_dir: Path, key: str) -> Firework:
+                     run_dir: Path, key: str, search: Firework | None = None) -> Firework:
     """The DeltaSCF luminescence calculation of one neutral defect of the model (independent of
-    the ladder: it relaxes its own ground and excited states)."""
+    the ladder: it relaxes its own ground and excited states), after the defect's ground-state
+    search `search` where there is one: it then starts from the structure the search chose."""
     lum = spec.luminescence
     info = {"campaign": spec.name, "model": model.label, "label": "luminescence",
             "defect": label, "role": "luminescence", "charge": 0, "step": "luminescence",
@@ -242,6 +246,8 @@ def _luminescence_fw(spec: CampaignSpec, model: ModelSpec, label: str, rec: Stru
     if lum.hybrid:  # only when asked: earlier campaigns' Fireworks stay as they were
         task.update(hybrid=lum.hybrid, hybrid_settings=spec.hybrid_backend_settings(),
                     hybrid_physics=spec.hybrid_physics())
+    if search is not None:
+        task.update(start_from=f"relaxed_{label}")
     suffix = "" if run_dir.parent.name == model.label else f"/{label}"
     return Firework([task], name=f"{spec.name}/{model.label}/luminescence{suffix}",
-                    spec={"_perovdefect": info})
+                    spec={"_perovdefect": info}, parents=[search] if search else None)

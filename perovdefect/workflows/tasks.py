@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, ClassVar
 from fireworks import FiretaskBase, FWAction, explicit_serialize
 
 from perovdefect.calcs.protocol import Protocol
+from perovdefect.errors import CampaignError
 from perovdefect.structures.record import StructureRecord
 
 if TYPE_CHECKING:
@@ -234,7 +235,19 @@ class LuminescenceTask(LuminescenceStep, FiretaskBase):
 
     required_params = ["structure", "code", "physics", "run_dir", "info", "excitation"]
     optional_params = ["settings", "temperature_K", "broadening_fwhm_meV", "pl_nm", "pl_fwhm_nm",
-                       "hybrid", "hybrid_settings", "hybrid_physics"]
+                       "hybrid", "hybrid_settings", "hybrid_physics", "start_from"]
+
+    def start_record(self, fw_spec: dict):
+        """The starting structure: the one the defect's ground-state search chose (handed on
+        in fw_spec[start_from] by its GroundStateTask) where the campaign searched, else the
+        built defect. A search that handed nothing on is an error, not a silent fallback."""
+        key = self.get("start_from")
+        if key is None:
+            return record_from_dict(self["structure"])
+        if key not in fw_spec:
+            raise CampaignError(f"{self['run_dir']}: the ground-state search handed on no "
+                                f"structure ({key} missing from the Firework's spec)")
+        return record_from_dict(fw_spec[key])
 
     def run_task(self, fw_spec):
         from perovdefect.calcs.backend import get_backend
@@ -242,7 +255,7 @@ class LuminescenceTask(LuminescenceStep, FiretaskBase):
         backend = get_backend(self["code"], **(self.get("settings") or {}))
         hybrid = self.get("hybrid")
         result = run_luminescence(
-            record_from_dict(self["structure"]), backend, self["run_dir"], self["excitation"],
+            self.start_record(fw_spec), backend, self["run_dir"], self["excitation"],
             hybrid=hybrid, hybrid_backend=get_backend(self["code"], **self["hybrid_settings"])
             if hybrid else None,
             hybrid_cutoff_eV=(self.get("hybrid_physics") or {}).get("cutoff_eV"),
@@ -251,5 +264,7 @@ class LuminescenceTask(LuminescenceStep, FiretaskBase):
             measured_peak_nm=self.get("pl_nm"), measured_fwhm_nm=self.get("pl_fwhm_nm"),
             resources=dict(fw_spec.get("_fw_env", {}) or {}), log=lambda m: None,
             **self["physics"])
+        start = "the ground-state search's choice" if self.get("start_from") else "as built"
         return FWAction(stored_data={**self["info"], "luminescence": str(
-            Path(self["run_dir"]) / "luminescence.json"), **result.summary()})
+            Path(self["run_dir"]) / "luminescence.json"), "start_structure": start,
+            **result.summary()})
