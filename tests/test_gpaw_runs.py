@@ -177,16 +177,44 @@ def test_br2_nsc_hse06_agrees_with_self_consistent():
     e_scf = br2.get_potential_energy()
     scf = float(br2.calc.get_eigenvalues()[homo])
     assert abs(nsc - scf) < 0.3, (nsc, scf)
+    assert nsc < float(e_dft[0, 0, homo])  # HSE06 lowers the occupied Br-4p level vs PBE
+    assert np.isfinite(nsc)
     # the total energy the runner stores for a hybrid step: the nsc HSE06 energy of the PBE
     # orbitals lies above the self-consistent HSE06 minimum (variational), and close to it
     from perovdefect.calcs.gpaw.runner import _hybrid_total_energy
-    e_nsc = _hybrid_total_energy(pbe_calc, "HSE06")
+    e_nsc = _hybrid_total_energy(pbe_calc, "HSE06", e_pbe)
     assert 0.0 <= e_nsc - e_scf < 0.05, (e_nsc, e_scf)
-    assert abs(e_nsc - e_pbe) > 0.1  # a different functional's energy, not PBE's again
     # the fallback for a promoted electron above GPAW's occupied count: every band enters,
     # the empty ones with zero weight, and the energy is the same
     from gpaw.hybrids.energy import non_self_consistent_energy
-    assert non_self_consistent_energy(pbe_calc, "HSE06", ftol=-1.0).sum() == \
+    assert e_pbe + non_self_consistent_energy(pbe_calc, "HSE06", ftol=-1.0)[1:].sum() == \
         pytest.approx(e_nsc, abs=1e-6)
-    assert nsc < float(e_dft[0, 0, homo])  # HSE06 lowers the occupied Br-4p level vs PBE
-    assert np.isfinite(nsc)
+
+
+def test_hybrid_energy_of_a_promoted_electron_above_gpaws_count(monkeypatch):
+    """GPAW's nsc hybrid energy takes the first N bands, N the largest occupied count of any
+    spin: an electron promoted above it (up:homo->lumo in the channel with more electrons)
+    would be dropped, so every band enters then (ftol < 0); the energy is the stored PBE one
+    plus GPAW's correction (its contributions after the first, the unextrapolated PBE)."""
+    import types
+
+    import gpaw.hybrids.energy as hybrid_energy
+    import numpy as np
+
+    from perovdefect.calcs.gpaw.runner import _hybrid_total_energy
+    asked = {}
+
+    def fake(calc, xcname, ftol):
+        asked["ftol"] = ftol
+        return np.array([123.0, -1.0, 2.0, 0.5, 0.0, -3.0])
+
+    monkeypatch.setattr(hybrid_energy, "non_self_consistent_energy", fake)
+    up = types.SimpleNamespace(f_n=np.array([1.0, 1.0, 1.0, 0.0, 1.0]), weight=1.0)  # promoted
+    down = types.SimpleNamespace(f_n=np.array([1.0, 1.0, 1.0, 0.0, 0.0]), weight=1.0)
+    calc = types.SimpleNamespace(wfs=types.SimpleNamespace(kpt_u=[up, down]))
+    assert _hybrid_total_energy(calc, "HSE06", -50.0) == pytest.approx(-50.0 - 1.5)
+    assert asked["ftol"] < 0  # band 4 lies above the count of 4 occupied bands
+    up.f_n = np.array([1.0, 1.0, 1.0, 1.0, 0.0])
+    down.f_n = np.array([1.0, 1.0, 0.0, 1.0, 0.0])  # promoted within the count of 4
+    _hybrid_total_energy(calc, "HSE06", -50.0)
+    assert asked["ftol"] > 0

@@ -215,8 +215,9 @@ def _echo_thermodynamics(th) -> None:
 @click.option("--force", is_flag=True, help="Overwrite --output.")
 @click.option("--json", "as_json", is_flag=True)
 def luminescence(run_dir, compute, structure_file, charge, cluster, padding, settings,
-                 excitation, hybrid, hybrid_settings, hybrid_cutoff, temperature_K, broadening, pl_nm, pl_fwhm_nm, from_runs, charges,
-                 host_run, band_edge, correction, output, force, as_json) -> None:
+                 excitation, hybrid, hybrid_settings, hybrid_cutoff, temperature_K, broadening,
+                 pl_nm, pl_fwhm_nm, from_runs, charges, host_run, band_edge, correction, output,
+                 force, as_json) -> None:
     """ZPL, absorption, emission, Delta Q, hbar omega, Huang-Rhys factors and the predicted PL
     peak and FWHM of a luminescence calculation (RUN_DIR/luminescence.json), or of finished
     runs made elsewhere (--from-runs)."""

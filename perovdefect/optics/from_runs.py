@@ -29,6 +29,7 @@ from perovdefect.calcs.document import ElectronicStructure
 from perovdefect.calcs.occupations import promotion
 from perovdefect.errors import AnalysisError, ParseError
 from perovdefect.optics.assemble import assemble
+from perovdefect.optics.level_correction import LEVEL_PREFIX
 from perovdefect.optics.routes import ChargeRoute, RunPoint, RunsSource
 from perovdefect.optics.run import LuminescenceResult, image_distance_A
 
@@ -65,7 +66,8 @@ def _is_run_dir(d: Path) -> bool:
 
 def find_runs(root: Path, exclude: Path | None = None) -> list[Run]:
     """Every directory under ROOT (itself included) holding a calculation output, parsed
-    (`exclude`: a directory left out, e.g. the host run given apart)."""
+    (`exclude`: a directory left out, e.g. the host run given apart; the hybrid single points
+    of a chain, ROOT/.../level-HYBRID/, are left out too)."""
     import warnings
 
     from perovdefect.parsers import parse
@@ -76,6 +78,8 @@ def find_runs(root: Path, exclude: Path | None = None) -> list[Run]:
     for d in sorted([root, *(p for p in root.rglob("*") if p.is_dir())]):
         if not _is_run_dir(d) or (skip is not None and d.resolve() == skip):
             continue
+        if any(part.startswith(LEVEL_PREFIX) for part in d.relative_to(root).parts):
+            continue  # a chain's hybrid single points: another level of theory, not the path
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -39,6 +39,11 @@ from perovdefect.optics.vertical import delta_scf_transitions
 from perovdefect.structures.record import StructureRecord
 from perovdefect.units import ev_to_nm
 
+#: the folder of a chain's hybrid single points is ROOT/<LEVEL_PREFIX><hybrid>/
+LEVEL_PREFIX = "level-"
+#: the semilocal transitions in the correcting settings may differ from the chain's by a basis
+#: change; beyond this (eV) the two may not describe the same excited state: warned
+MAX_REFERENCE_DEVIATION_EV = 0.1
 #: the four points: (state, geometry) -> run directory name under ROOT/<hybrid>/
 POINTS = (("ground", 0.0), ("excited", 0.0), ("ground", 1.0), ("excited", 1.0))
 SOC_NOTE = ("without SOC: constrained occupations need collinear spin channels; the SOC "
@@ -89,6 +94,7 @@ class LevelCorrection(Part):
     corrected_soc_pl_peak_eV: float | None = None
     corrected_soc_pl_peak_nm: float | None = None
     timings_s: dict[str, float] = Field(default_factory=dict)
+    warnings: list[str] = Field(default_factory=list)
 
 
 def level_correction(ground: Atoms, excited: Atoms, record: StructureRecord,
@@ -116,11 +122,20 @@ def level_correction(ground: Atoms, excited: Atoms, record: StructureRecord,
                                      en["excited+1.00"])
 
     ref, hyb = four(semilocal), four(hybrid)
-    soc = soc_estimate(backend, Path(root), excitation, log)
+    soc, soc_missing = soc_estimate(backend, Path(root), excitation, log)
+    notes = [f"{functional} correction, {name}: {w}"
+             for name, t in (("PBE", ref), (functional, hyb)) for w in t.warnings]
+    notes += [] if soc is None else soc.warnings
+    for key in ("e_abs_eV", "zpl_eV", "e_em_eV"):
+        gap = getattr(ref, key) - getattr(chain_dscf, key)
+        if abs(gap) > MAX_REFERENCE_DEVIATION_EV:
+            notes.append(f"{functional} correction: the PBE {key[:-3]} in its settings differs "
+                         f"from the chain's by {gap:+.3f} eV: the two may not be the same "
+                         "excited state")
     shifts = {k: getattr(hyb, k) - getattr(ref, k) for k in ("e_abs_eV", "zpl_eV", "e_em_eV")}
     peak = chain_pl_peak_eV + shifts["zpl_eV"]
     describe = backend.describe(Protocol(functional=functional, **physics))
-    with_soc = {} if soc is None else dict(
+    with_soc = {"soc": f"{SOC_NOTE} ({soc_missing})"} if soc is None else dict(
         soc=soc.method, soc_estimate=soc,
         corrected_soc_abs_eV=chain_dscf.e_abs_eV + shifts["e_abs_eV"] + soc.shift_abs_eV,
         corrected_soc_zpl_eV=chain_dscf.zpl_eV + shifts["zpl_eV"] + soc.shift_em_eV,
@@ -139,13 +154,15 @@ def level_correction(ground: Atoms, excited: Atoms, record: StructureRecord,
         corrected_abs_eV=chain_dscf.e_abs_eV + shifts["e_abs_eV"],
         corrected_zpl_eV=chain_dscf.zpl_eV + shifts["zpl_eV"],
         corrected_em_eV=chain_dscf.e_em_eV + shifts["e_em_eV"],
-        corrected_pl_peak_eV=peak, corrected_pl_peak_nm=ev_to_nm(peak), timings_s=timings)
+        corrected_pl_peak_eV=peak, corrected_pl_peak_nm=ev_to_nm(peak), timings_s=timings,
+        warnings=notes)
 
 
 def soc_estimate(backend: Backend, root: Path, excitation: str,
-                 log: Callable[[str], None] = print) -> SocEstimate | None:
-    """The SOC shifts of absorption and emission from the PBE excited states under ROOT (the
-    module docstring says how); None where the backend gives no SOC level shifts."""
+                 log: Callable[[str], None] = print) -> tuple[SocEstimate | None, str]:
+    """(estimate, ""): the SOC shifts of absorption and emission from the PBE excited states
+    under ROOT (the module docstring says how); (None, why) where the backend gives no SOC
+    level shifts or their calculation failed."""
     from perovdefect.calcs.document import ElectronicStructure
     from perovdefect.calcs.occupations import promotion
     from perovdefect.errors import PerovDefectError
@@ -162,7 +179,7 @@ def soc_estimate(backend: Backend, root: Path, excitation: str,
             got = backend.soc_level_shifts(run, spin, [hole, electron])
         except PerovDefectError as exc:
             log(f"  no SOC estimate: {exc}")
-            return None
+            return None, f"no SOC estimate: {exc}"
         shifts[key] = got[electron][0] - got[hole][0]
         levels[key] = {"electron": (electron, *got[electron]), "hole": (hole, *got[hole])}
         notes += [f"{key}: the SOC state taken for the {who} level (band {band}) carries only "
@@ -170,4 +187,4 @@ def soc_estimate(backend: Backend, root: Path, excitation: str,
                   if w < MIN_SOC_WEIGHT]
         log(f"  SOC shift of the {key} (KS estimate): {shifts[key]:+.3f} eV")
     return SocEstimate(shift_abs_eV=shifts["absorption"], shift_em_eV=shifts["emission"],
-                       levels=levels, warnings=notes)
+                       levels=levels, warnings=notes), ""

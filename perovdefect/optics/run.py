@@ -19,7 +19,7 @@ from perovdefect.documents import Document, Part
 from perovdefect.errors import AnalysisError
 from perovdefect.optics.documents import CCDiagram, DeltaSCFTransitions, PLComparison, PLSpectrum
 from perovdefect.optics.geometry import interpolate_geometries
-from perovdefect.optics.level_correction import LevelCorrection
+from perovdefect.optics.level_correction import LEVEL_PREFIX, LevelCorrection
 from perovdefect.optics.radiative import OpticalTransition
 from perovdefect.optics.routes import ChargeRoute, RunsSource
 from perovdefect.structures.record import StructureRecord
@@ -195,9 +195,11 @@ def run_luminescence(record: StructureRecord, backend: Backend, root: str | Path
         from perovdefect.optics.level_correction import level_correction
         log(f"{hybrid} single points at the two minima ({hybrid_backend.name})")
         result.level_correction = level_correction(
-            ground.atoms, excited.atoms, record, hybrid_backend, root / f"level-{hybrid}",
+            ground.atoms, excited.atoms, record, hybrid_backend,
+            root / f"{LEVEL_PREFIX}{hybrid}",
             excitation, hybrid, hybrid_physics, result.delta_scf, result.spectrum.peak_eV,
             resources, log)
+        result.warnings.extend(result.level_correction.warnings)
     result.to_json(root / RESULT, indent=1)
     return result
 
@@ -211,8 +213,9 @@ def image_distance_A(atoms) -> float:
 def step_runner(backend: Backend, root: Path, resources: dict | None,
                 log: Callable[[str], None]) -> tuple[Callable, dict[str, float]]:
     """(step, timings): step(record, protocol, name[, previous]) runs one durable backend
-    step in ROOT/name (after the step in `previous`, whose state it may reuse), logs its energy and wall time and returns its document; timings[name] (s) is
-    the wall time as run, or for a step done before the wall time its run recorded."""
+    step in ROOT/name (after the step in `previous`, whose state it may reuse), logs its
+    energy and wall time and returns its document; timings[name] (s) is the wall time as run,
+    or for a step done before the wall time its run recorded."""
     timings: dict[str, float] = {}
 
     def step(rec: StructureRecord, p: Protocol, name: str, previous: Path | None = None):

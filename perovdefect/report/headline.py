@@ -48,7 +48,7 @@ class EmissionHeadline(Part):
     lifetime_ratios: dict[str, float] = {}
     limitations: list[str] = []
     #: the PL peak moved by a hybrid's single points at the PBE minima (None: not run), and
-    #: what it is (functional, settings, the ZPL shift, no SOC)
+    #: what it is (functional, settings, the shifts, and the SOC estimate where there is one)
     hybrid_peak_nm: float | None = None
     hybrid_note: str | None = None
 

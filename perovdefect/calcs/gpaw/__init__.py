@@ -168,6 +168,15 @@ class GpawBackend(Backend):
                                     "set kpoints (1, 1, 1) and converge the supercell size "
                                     "instead")
 
+    def digest_settings(self, protocol: Protocol | None = None) -> dict[str, Any]:
+        """As Backend's, and for hybrid steps the total energy they store: the nsc hybrid
+        energy since it replaced the PBE one, so a hybrid step finished before (PBE energy)
+        is recomputed rather than mixed with new ones (the ground state is reused)."""
+        out = super().digest_settings(protocol)
+        if protocol is not None and protocol.is_hybrid:
+            out["hybrid_total_energy"] = "non-self-consistent"
+        return out
+
     @staticmethod
     def hybrid_name(protocol: Protocol) -> str:
         """GPAW's name for the protocol's hybrid, or a ProtocolError saying what GPAW can do."""

@@ -424,7 +424,7 @@ def run(run_dir: Path) -> None:
         saved_energy = reuse.get("hybrid_energy_eV") if reuse and reuse.get("hybrid") == hybrid \
             else None
         if saved_energy is None:
-            saved_energy = _hybrid_total_energy(calc, hybrid)
+            saved_energy = _hybrid_total_energy(calc, hybrid, energy)
             ground_state.update(hybrid=hybrid, hybrid_energy_eV=saved_energy)
         common.update(energy=float(saved_energy), energy_note=(
             f"non-self-consistent {hybrid} total energy (gpaw.hybrids.energy) of the PBE "
@@ -463,9 +463,12 @@ def run(run_dir: Path) -> None:
         _log(f"{gap}, result.json written ({time.time() - t0:.1f} s)")
 
 
-def _hybrid_total_energy(calc, hybrid: str) -> float:
+def _hybrid_total_energy(calc, hybrid: str, pbe_energy: float) -> float:
     """Non-self-consistent hybrid total energy (eV) of a converged PBE plane-wave calculation
-    (gpaw.old calculator), with its own occupations: a constrained (DeltaSCF) state's too.
+    (gpaw.old calculator), with its own occupations: a constrained (DeltaSCF) state's too:
+    `pbe_energy` (the PBE energy as stored, extrapolated to zero smearing) plus GPAW's
+    correction, the sum of its contributions after the first (the first is the PBE free
+    energy, not extrapolated: summing it would mix two footings under smearing).
     GPAW takes the bands entering the exact exchange as the first N, N the largest number of
     occupied states of any spin and k-point (occupation above ftol), so an electron promoted
     above that count would be left out; then every band enters (ftol < 0: the empty ones
@@ -480,7 +483,7 @@ def _hybrid_total_energy(calc, hybrid: str) -> float:
              "bands: every band enters the exact exchange")
         ftol = -1.0
     _log(f"non-self-consistent {hybrid} total energy")
-    return float(non_self_consistent_energy(calc, hybrid, ftol=ftol).sum())
+    return float(pbe_energy + non_self_consistent_energy(calc, hybrid, ftol=ftol)[1:].sum())
 
 
 def _theory(atoms, p, settings, kpoints, functional, aexx, omega, soc):

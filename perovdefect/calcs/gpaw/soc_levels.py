@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 
-
 def soc_level_shifts(directory: Path, spin: int, bands: list[int],
                      timeout_s: float = 3600.0) -> dict[int, tuple[float, float]]:
     """{band: (SOC shift (eV), weight)} of the collinear states (`bands`, spin channel `spin`,
