@@ -41,7 +41,9 @@ RANKING_RULE = (
     "1. rows whose defect's total concentration after synthesis (all its charge states, at the "
     "limit used) is known and below {min:.0e} cm^-3 (fewer than one defect per cubic "
     "micrometre) come after all others; 2. rows with a predicted emission (the total-energy "
-    "luminescence chain) first, ordered by |predicted - measured PL peak| (eV); 3. then rows "
+    "luminescence chain) first, ordered by |predicted - measured PL peak| (eV), the predicted "
+    "peak taken at the highest level of theory the chain has (its hybrid single points with "
+    "the SOC estimate, else its hybrid single points, else the chain itself); 3. then rows "
     "with only a Kohn-Sham screen, ordered by |screen transition - measured PL peak| (eV); "
     "4. then rows with neither; ties: the higher concentration of the row's own charge state "
     "first (unknown last), then model, defect, charge.")
@@ -122,6 +124,18 @@ class EmissionPrediction(Part):
     fwhm_deviation_nm: float | None = None
     radiative_lifetime_ns: float | None = None
     lifetime_ratios: dict[str, float] = Field(default_factory=dict)
+    #: the chain's PL peak at a higher level of theory (None: the chain ran none): its hybrid
+    #: single points at the two minima, with the SOC estimate where there is one
+    corrected_peak_eV: float | None = None
+    corrected_peak_nm: float | None = None
+    corrected_by: str | None = None
+    corrected_deviation_eV: float | None = None
+
+    @property
+    def ranking_deviation_eV(self) -> float:
+        """Predicted minus measured peak (eV) at the highest level of theory there is."""
+        return self.peak_deviation_eV if self.corrected_deviation_eV is None \
+            else self.corrected_deviation_eV
 
 
 class CandidateRow(Part):
@@ -433,13 +447,28 @@ def _emission(run_dir: str | None, lum: LuminescenceResult, pl_nm: float, pl_eV:
         peak_deviation_eV=s.peak_eV - pl_eV, peak_deviation_nm=s.peak_nm - pl_nm,
         fwhm_deviation_nm=None if fwhm_nm is None else s.fwhm_nm - fwhm_nm,
         radiative_lifetime_ns=tau,
-        lifetime_ratios={k: tau / v for k, v in lifetimes.items()} if tau else {})
+        lifetime_ratios={k: tau / v for k, v in lifetimes.items()} if tau else {},
+        **_corrected(lum, pl_eV))
+
+
+def _corrected(lum: LuminescenceResult, pl_eV: float) -> dict:
+    """The EmissionPrediction fields of the chain's hybrid (+SOC estimate) peak, if any."""
+    lc = lum.level_correction
+    if lc is None:
+        return {}
+    if lc.corrected_soc_pl_peak_eV is not None:
+        peak, nm = lc.corrected_soc_pl_peak_eV, lc.corrected_soc_pl_peak_nm
+        by = f"{lc.level_of_theory} + SOC estimated from Kohn-Sham levels"
+    else:
+        peak, nm, by = lc.corrected_pl_peak_eV, lc.corrected_pl_peak_nm, lc.level_of_theory
+    return dict(corrected_peak_eV=peak, corrected_peak_nm=nm, corrected_by=by,
+                corrected_deviation_eV=peak - pl_eV)
 
 
 def _rank_key(r: CandidateRow) -> tuple:
     """RANKING_RULE as a sort key."""
     if r.emission is not None:
-        tier, dev = 0, abs(r.emission.peak_deviation_eV)
+        tier, dev = 0, abs(r.emission.ranking_deviation_eV)
     elif r.screen is not None:
         tier, dev = 1, abs(r.screen.deviation_eV)
     else:

@@ -175,6 +175,47 @@ def test_rows_carry_the_documents_numbers_and_say_what_is_missing(gan, table):
     assert rows[("molecule", "V_Br", 1)].ranked_by == "nothing"
 
 
+def test_a_chains_hybrid_correction_ranks_it(tmp_path):
+    """A chain with hybrid single points is ranked by its corrected peak (with the SOC estimate
+    where there is one, else the hybrid's), not its PBE peak: the shipped 21-atom crystal
+    result (PBE 429 nm, HSE06+SOC estimate 417 nm) against copies of itself, one without any
+    correction (PBE only) and one without the SOC estimate. Model names are chosen so that the
+    tie-break (model name) would give the opposite order to the rule's."""
+    from perovdefect.candidates import candidate_table
+    from perovdefect.optics.shipped import load_shipped
+    from perovdefect.workflows.table import CampaignTable, LuminescenceRow
+    crystal = load_shipped("Cs4PbBr6_V_Br_q0_21atoms.json")
+    lc = crystal.level_correction
+    assert lc is not None and lc.corrected_soc_pl_peak_nm is not None
+    pbe_only = crystal.model_copy(update={"level_correction": None})
+    no_soc = crystal.model_copy(update={"level_correction": lc.model_copy(update={
+        "soc_estimate": None, "corrected_soc_pl_peak_eV": None,
+        "corrected_soc_pl_peak_nm": None})})
+
+    def row(model, result):
+        return LuminescenceRow(campaign=CAMPAIGN, model=model, defect="V_Br_q0",
+                               run_dir="shipped", result=result)
+
+    table = CampaignTable(project="p", luminescence=[
+        row("a-hse06-soc", crystal), row("b-hse06", no_soc), row("c-pbe", pbe_only)])
+    out = candidate_table(table, PL_NM, FWHM_NM, campaign=CAMPAIGN)
+    rows = {r.model: r.emission for r in out.rows}
+    pl = _ev(PL_NM)
+    assert rows["c-pbe"].corrected_peak_nm is None and rows["c-pbe"].corrected_by is None
+    assert rows["a-hse06-soc"].corrected_peak_nm == lc.corrected_soc_pl_peak_nm
+    assert "SOC estimated from Kohn-Sham levels" in rows["a-hse06-soc"].corrected_by
+    assert rows["b-hse06"].corrected_peak_nm == lc.corrected_pl_peak_nm
+    assert rows["b-hse06"].corrected_by == lc.level_of_theory
+    for e in rows.values():  # the PBE chain's own comparison is kept beside the correction
+        assert e.predicted_peak_nm == crystal.spectrum.peak_nm
+    # |deviation| from 517 nm (2.398 eV): PBE 429 nm < HSE06+SOC 417 nm < HSE06 374 nm
+    devs = {m: abs(e.ranking_deviation_eV) for m, e in rows.items()}
+    assert devs["a-hse06-soc"] == pytest.approx(abs(lc.corrected_soc_pl_peak_eV - pl))
+    assert devs["c-pbe"] < devs["a-hse06-soc"] < devs["b-hse06"]
+    assert [r.model for r in out.rows] == ["c-pbe", "a-hse06-soc", "b-hse06"]
+    assert "highest level of theory" in out.ranking_rule
+
+
 def test_bad_arguments_are_clear_errors(table):
     from perovdefect.candidates import candidate_table
     from perovdefect.errors import AnalysisError
@@ -248,7 +289,7 @@ def test_report_section_and_rebuild(table, tmp_path):
             assert f"{row.screen.deviation_eV:+.3f}" in text
     e = cand.rows[0].emission
     assert "1 molecule V_Br +0" in text
-    assert f"{e.predicted_peak_nm:.1f} {e.peak_deviation_nm:+.1f} {e.predicted_fwhm_nm:.1f} "\
+    assert f"{e.predicted_peak_nm:.1f} {e.peak_deviation_nm:+.1f} - {e.predicted_fwhm_nm:.1f} "\
            f"{e.radiative_lifetime_ns:.4g} emission" in text
     r = run(main, ["report", "--from", str(tmp_path / "a"), "-o", str(tmp_path / "b")])
     assert r.exit_code == 0, r.output

@@ -57,6 +57,52 @@ def test_search_options_are_checked(tmp_path):
         build_workflows(spec, tmp_path / "runs")
 
 
+
+def test_charge_route_starts_each_charge_from_its_search(tmp_path):
+    """route: charge (V_Br^+1 + e -> V_Br^0) with ground_state_search: the Firework waits for
+    both charge states' searches and starts each from the structure its own search handed on
+    (never the other charge's, never the built cell); nothing handed on is a clear error."""
+    from perovdefect.workflows.campaign import build_workflows
+    from perovdefect.workflows.tasks import record_from_dict, record_to_dict
+    models = [{**CAMPAIGN["models"][0], "charges": [0, 1]}]
+    spec = load_campaign(write(tmp_path, models=models,
+                               luminescence={"route": "charge", "charges": [1, 0]}))
+    (wf,) = build_workflows(spec, tmp_path / "runs").values()
+    (lum,) = [fw for fw in wf.fws if fw.name.endswith("/luminescence")]
+    searches = {fw.tasks[0]["info"]["charge"]: fw for fw in wf.fws
+                if fw.name.endswith("/ground_state")}
+    assert sorted(searches) == [0, 1]
+    assert all(lum.fw_id in wf.links[fw.fw_id] for fw in searches.values())
+    task = lum.tasks[0]
+    keys = {w: f"relaxed_{searches[q].tasks[0]['info']['label']}"
+            for w, q in (("initial", 1), ("final", 0))}
+    assert task["start_from"] == keys
+
+    def moved(which: str, dx: float) -> dict:  # a structure the search "chose"
+        rec = record_from_dict(task[which])
+        atoms = rec.atoms.copy()
+        atoms.positions[0] += dx
+        return record_to_dict(type(rec)(atoms, dict(rec.metadata)))
+
+    initial, final = task.start_records({keys["initial"]: moved("initial", 0.1),
+                                         keys["final"]: moved("final", -0.2)})
+    assert initial.charge == 1 and final.charge == 0
+    for rec, which, dx in ((initial, "initial", 0.1), (final, "final", -0.2)):
+        built = record_from_dict(task[which]).atoms.positions[0]
+        assert rec.atoms.positions[0] == pytest.approx(built + dx)
+    with pytest.raises(CampaignError, match="handed on no structure"):
+        task.start_records({keys["initial"]: task["initial"]})
+    # without a search: the built charge states, no parents
+    spec = load_campaign(write(tmp_path, models=models, ground_state_search=None,
+                               luminescence={"route": "charge", "charges": [1, 0]}))
+    (wf,) = build_workflows(spec, tmp_path / "runs2").values()
+    (lum,) = [fw for fw in wf.fws if fw.name.endswith("/luminescence")]
+    assert "start_from" not in lum.tasks[0] and not any(
+        lum.fw_id in children for children in wf.links.values())
+    initial, _ = lum.tasks[0].start_records({})
+    assert initial.atoms.positions == pytest.approx(
+        record_from_dict(lum.tasks[0]["initial"]).atoms.positions)
+
 def test_choice_follows_shakenbreaks_energy_lowering_rule():
     """A start counts only when it relaxes MIN_ENERGY_LOWERING_EV (ShakeNBreak's 0.05 eV)
     below the unperturbed one; starts without an energy are listed but never chosen."""

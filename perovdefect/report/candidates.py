@@ -15,7 +15,8 @@ from perovdefect.candidates import CandidateRow, CandidateTable, campaigns, cand
 HEADER = ["rank", "model", "defect", "charge", "concentration (cm^-3)", "defect total (cm^-3)",
           "after synthesis", "defect / perturbed-host / delocalized states",
           "Kohn-Sham screen (nm; a level, not an emission)", "screen minus PL (eV)",
-          "PREDICTED PL peak (nm)", "predicted minus PL (nm)", "predicted FWHM (nm)",
+          "PREDICTED PL peak (nm)", "predicted minus PL (nm)",
+          "at its hybrid (+SOC estimate) correction (nm)", "predicted FWHM (nm)",
           "radiative lifetime (ns)", "ranked by", "missing"]
 
 
@@ -57,6 +58,7 @@ def _cells(r: CandidateRow) -> list:
         f"{s.defect_states} / {s.perturbed_host_states} / {s.delocalized_states}" if s else "-",
         f"{k.transition_nm:.1f}" if k else "-", f"{k.deviation_eV:+.3f}" if k else "-",
         f"{e.predicted_peak_nm:.1f}" if e else "-", f"{e.peak_deviation_nm:+.1f}" if e else "-",
+        "-" if e is None or e.corrected_peak_nm is None else f"{e.corrected_peak_nm:.1f}",
         f"{e.predicted_fwhm_nm:.1f}" if e else "-",
         "-" if e is None or e.radiative_lifetime_ns is None
         else f"{e.radiative_lifetime_ns:.4g}", r.ranked_by, "; ".join(r.missing) or "-"]
@@ -82,6 +84,9 @@ def _emission_notes(t: CandidateTable) -> list[str]:
         where = f"{e.structure}, {e.model}" + (f" {e.n_atoms} atoms" if e.n_atoms else "")
         text = (f"rank {r.rank} ({r.model}/{r.defect} {r.charge:+d}): {where}, "
                 f"{e.level_of_theory}, route {e.route}; {e.origin}")
+        if e.corrected_by is not None:
+            text += (f"; corrected peak {e.corrected_peak_nm:.1f} nm ({e.corrected_by}; line "
+                     "shape of the chain's CC diagram)")
         if e.fwhm_deviation_nm is not None:
             text += f"; FWHM minus measured {e.fwhm_deviation_nm:+.1f} nm"
         if e.lifetime_ratios:

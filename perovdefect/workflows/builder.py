@@ -170,7 +170,7 @@ def model_workflow(spec: CampaignSpec, model: ModelSpec, runs_root: Path) -> Wor
     fws.append(analysis)
     if model in spec.luminescence_models() and spec.luminescence.route == "charge":
         from perovdefect.workflows.charge_task import charge_luminescence_fws
-        fws += charge_luminescence_fws(spec, model, host, defects, base, key)
+        fws += charge_luminescence_fws(spec, model, host, defects, base, key, searches)
     elif model in spec.luminescence_models():
         neutral = [(label, rec) for label, rec in defects if rec.charge == host.charge]
         for label, rec in neutral:  # one per symmetry-distinct site

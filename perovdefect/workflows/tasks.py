@@ -228,6 +228,19 @@ class LuminescenceStep(StepKind):
             result=LuminescenceResult.from_json(run_dir / cls.DONE_FILE)))
 
 
+def searched_record(fw_spec: dict, key: str | None, built: dict, run_dir: str
+                    ) -> StructureRecord:
+    """The structure a defect's ground-state search handed on in fw_spec[key] (its
+    GroundStateTask's `relaxed_LABEL`), or the `built` record where no search ran (key None).
+    A search that handed nothing on is a CampaignError naming RUN_DIR, never the built cell."""
+    if key is None:
+        return record_from_dict(built)
+    if key not in fw_spec:
+        raise CampaignError(f"{run_dir}: the ground-state search handed on no structure "
+                            f"({key} missing from the Firework's spec)")
+    return record_from_dict(fw_spec[key])
+
+
 @explicit_serialize
 class LuminescenceTask(LuminescenceStep, FiretaskBase):
     """A DeltaSCF luminescence calculation (perovdefect.optics.run.run_luminescence) of one
@@ -241,13 +254,8 @@ class LuminescenceTask(LuminescenceStep, FiretaskBase):
         """The starting structure: the one the defect's ground-state search chose (handed on
         in fw_spec[start_from] by its GroundStateTask) where the campaign searched, else the
         built defect. A search that handed nothing on is an error, not a silent fallback."""
-        key = self.get("start_from")
-        if key is None:
-            return record_from_dict(self["structure"])
-        if key not in fw_spec:
-            raise CampaignError(f"{self['run_dir']}: the ground-state search handed on no "
-                                f"structure ({key} missing from the Firework's spec)")
-        return record_from_dict(fw_spec[key])
+        return searched_record(fw_spec, self.get("start_from"), self["structure"],
+                               self["run_dir"])
 
     def run_task(self, fw_spec):
         from perovdefect.calcs.backend import get_backend
