@@ -1,5 +1,7 @@
 """The periodic luminescence chain, timed step by step (issue 18, goal: <= 30 min on 2 cores):
-`.venv/bin/python benchmarks/luminescence_chain.py [--out DIR] [--min-image-distance 9.5]`.
+`.venv/bin/python benchmarks/luminescence_chain.py [--out DIR] [--min-image-distance 9.5]
+[--setting KEY=VALUE ...]` (e.g. `--setting mom_carry_over=true`: GPAW carries the excited
+state between the geometries of the excited relaxation; use a fresh DIR to time a change).
 
 Runs (or resumes) the whole DeltaSCF chain of V_Br^0 in the Cs4PbBr6 crystal on the smallest
 primitive-cell supercell whose images are at least --min-image-distance apart (21 atoms at
@@ -25,20 +27,30 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="bench-luminescence", help="run directory (resumable)")
     ap.add_argument("--min-image-distance", type=float, default=9.5, help="A")
+    ap.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                    help="a backend setting over the shipped result's (YAML value)")
     args = ap.parse_args()
+    import yaml
+    extra = {}
+    for item in args.setting:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            ap.error(f"--setting {item!r}: expected KEY=VALUE")
+        extra[key.strip()] = yaml.safe_load(value)
     from perovdefect.calcs.backend import local_backend
     from perovdefect.optics.run import run_luminescence
     from perovdefect.structures import build_vacancies
     rec = build_vacancies("Cs4PbBr6", args.min_image_distance, charges=(0,))[0]
     cls = local_backend()
-    backend = cls(**{**cls.presets["quick"], **SETTINGS})
+    backend = cls(**{**cls.presets["quick"], **SETTINGS, **extra})
     t0 = time.perf_counter()
     result = run_luminescence(rec, backend, Path(args.out), "down:homo->lumo",
                               measured_peak_nm=517.0, measured_fwhm_nm=14.0,
                               log=lambda m: print(m, flush=True))
     wall = time.perf_counter() - t0
     total = sum(result.timings_s.values())
-    print(f"\n{rec.name}: {len(rec.atoms)} atoms ({backend.name}, {result.level_of_theory})")
+    print(f"\n{rec.name}: {len(rec.atoms)} atoms ({backend.name}, {result.level_of_theory})"
+          + (f", settings {extra}" if extra else ""))
     for name, t in result.timings_s.items():
         print(f"  {name:18s} {t:8.0f} s")
     print(f"  {'total':18s} {total:8.0f} s = {total / 60:.1f} min (this call: {wall:.0f} s); "

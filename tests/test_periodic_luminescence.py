@@ -264,3 +264,45 @@ def test_soc_level_shifts_refuse_bad_input(periodic_chain):
         backend.soc_level_shifts(run, 2, [0])
     with pytest.raises(ParseError, match="no wave functions"):
         backend.soc_level_shifts(root / "lum" / "relax-ground", 1, [0])
+
+
+def test_carry_over_setting_is_checked_and_keeps_old_digests():
+    """mom_carry_over: a bool, LCAO only; it identifies only excited relaxations, and only
+    when on, so every step finished before the setting existed keeps its digest."""
+    from perovdefect.calcs import Protocol, get_backend
+    from perovdefect.errors import ProtocolError
+    with pytest.raises(ProtocolError, match="mom_carry_over must be true or false"):
+        get_backend("gpaw", mom_carry_over="yes")
+    with pytest.raises(ProtocolError, match="mom_carry_over needs mode lcao"):
+        get_backend("gpaw", mode="pw", mom_carry_over=True)
+    relax = Protocol(name="relax-excited", task="relax", excitation="down:homo->lumo")
+    static = Protocol(name="cc-excited", excitation="down:homo->lumo")
+    off, on = get_backend("gpaw"), get_backend("gpaw", mom_carry_over=True)
+    for p in (relax, static, Protocol()):
+        assert "mom_carry_over" not in off.digest_settings(p)
+    assert on.digest_settings(relax)["mom_carry_over"] is True
+    assert on.digest_settings(static) == off.digest_settings(static)
+
+
+@pytest.mark.slow
+@needs_gpaw
+def test_carried_excited_relaxation_matches_a_fresh_excited_state(tmp_path):
+    """Issue 18, item 8: with mom_carry_over the excited relaxation carries GPAW's MOM state
+    from geometry to geometry (fewer SCF iterations); at the geometry it ends on, its energy
+    is the one a fresh ground state + MOM gives there (the same excited state, not another)."""
+    from perovdefect.calcs import Protocol, get_backend
+    backend = get_backend("gpaw", mode="lcao", basis="sz(dzp)", grid_spacing_A=0.3,
+                          relax_fmax_eV_per_A=0.01, relax_max_steps=3, mom_carry_over=True)
+    rec = small_vacancy_cell()
+    excitation = {"excitation": "down:homo->lumo", "kpoints": (1, 1, 1)}
+    relax, _ = backend.execute(rec, Protocol(name="relax-excited", task="relax", **excitation),
+                               tmp_path / "relax", {"gpaw_cores": 1})
+    log = (tmp_path / "relax" / "run.log").read_text()
+    assert log.count("excited state carried to the new geometry") == 3, log
+    assert log.count("MOM, Gaussian width") == 1  # one fresh ground + MOM: the first geometry
+    relaxed = backend.relaxed_structure(tmp_path / "relax", rec)
+    assert np.abs(relaxed.atoms.positions - rec.atoms.positions).max() > 0.01  # it moved
+    fresh, _ = get_backend("gpaw", mode="lcao", basis="sz(dzp)", grid_spacing_A=0.3).execute(
+        relaxed, Protocol(name="cc-excited", **excitation), tmp_path / "fresh",
+        {"gpaw_cores": 1})
+    assert relax.total_energy_eV == pytest.approx(fresh.total_energy_eV, abs=2e-3)

@@ -104,6 +104,10 @@ class GpawBackend(Backend):
     default 0, sharp occupations: a width spreads the hole over degenerate levels, e.g. the Na
     3p triplet, and did not cure the 21-atom V_Br^0 divergence, which fresh per-geometry
     excited states did),
+    mom_carry_over (excited-state relaxations, LCAO only: carry the MOM excited state from
+    one geometry to the next instead of a fresh ground state + MOM at each; a carried SCF that
+    does not converge in runner.MOM_CARRY_MAXITER iterations falls back to the fresh start;
+    default false, the fresh start, which the shipped results used),
     keep_wavefunctions (static steps write RUN_DIR/gs.gpw with the wave functions, mode='all',
     for later analysis such as transition dipoles; plane-wave static steps always do, for the
     ladder's reuse). LCAO files hold little besides the grids: ~8 bytes x (8 + 2 x 2 spins)
@@ -119,7 +123,7 @@ class GpawBackend(Backend):
         "mode": "lcao", "basis": "dzp", "grid_spacing_A": 0.22, "smearing_eV": 0.01,
         "density_convergence": 1e-5, "nbands": None, "magmom_per_atom": None,
         "relax_fmax_eV_per_A": 0.05, "relax_max_steps": 60, "localization_window_eV": 8.0,
-        "mom_width_eV": 0.0, "keep_wavefunctions": True}
+        "mom_width_eV": 0.0, "mom_carry_over": False, "keep_wavefunctions": True}
     output_settings = ("keep_wavefunctions",)
     excitation_settings = ("mom_width_eV",)
 
@@ -148,6 +152,11 @@ class GpawBackend(Backend):
         if not isinstance(s["mom_width_eV"], (int, float)) or not 0 <= s["mom_width_eV"] < 1:
             raise ProtocolError("gpaw setting mom_width_eV must be a number from 0 to 1 eV, got "
                                 f"{s['mom_width_eV']!r}")
+        if not isinstance(s["mom_carry_over"], bool):
+            raise ProtocolError("gpaw setting mom_carry_over must be true or false")
+        if s["mom_carry_over"] and s["mode"] != "lcao":
+            raise ProtocolError("gpaw setting mom_carry_over needs mode lcao (GPAW carries the "
+                                "LCAO coefficients of the excited state between geometries)")
         if not isinstance(s["keep_wavefunctions"], bool):
             raise ProtocolError("gpaw setting keep_wavefunctions must be true or false")
 
@@ -173,6 +182,11 @@ class GpawBackend(Backend):
         energy since it replaced the PBE one, so a hybrid step finished before (PBE energy)
         is recomputed rather than mixed with new ones (the ground state is reused)."""
         out = super().digest_settings(protocol)
+        # how an excited relaxation reaches its minimum, not what it computes: only there, and
+        # only when on (steps finished before the setting existed keep their digests)
+        if not (out.get("mom_carry_over") and protocol is not None and protocol.excitation
+                and protocol.task == "relax"):
+            out.pop("mom_carry_over", None)
         if protocol is not None and protocol.is_hybrid:
             out["hybrid_total_energy"] = "non-self-consistent"
         return out
