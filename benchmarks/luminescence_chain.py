@@ -1,7 +1,8 @@
 """The periodic luminescence chain, timed step by step (issue 18, goal: <= 30 min on 2 cores):
 `.venv/bin/python benchmarks/luminescence_chain.py [--out DIR] [--min-image-distance 9.5]
-[--setting KEY=VALUE ...]` (e.g. `--setting mom_carry_over=true`: GPAW carries the excited
-state between the geometries of the excited relaxation; use a fresh DIR to time a change).
+[--setting KEY=VALUE ...]` (a backend setting, e.g. the local backend's `mom_carry_over=true`,
+which carries the excited state between the geometries of the excited relaxation; use a fresh
+DIR to time a change).
 
 Runs (or resumes) the whole DeltaSCF chain of V_Br^0 in the Cs4PbBr6 crystal on the smallest
 primitive-cell supercell whose images are at least --min-image-distance apart (21 atoms at
@@ -34,9 +35,12 @@ def main() -> None:
     extra = {}
     for item in args.setting:
         key, sep, value = item.partition("=")
-        if not sep or not key:
+        if not sep or not key.strip():
             ap.error(f"--setting {item!r}: expected KEY=VALUE")
-        extra[key.strip()] = yaml.safe_load(value)
+        try:
+            extra[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            ap.error(f"--setting {item!r}: unreadable value")
     from perovdefect.calcs.backend import local_backend
     from perovdefect.optics.run import run_luminescence
     from perovdefect.structures import build_vacancies

@@ -43,7 +43,8 @@ RANKING_RULE = (
     "micrometre) come after all others; 2. rows with a predicted emission (the total-energy "
     "luminescence chain) first, ordered by |predicted - measured PL peak| (eV), the predicted "
     "peak taken at the highest level of theory the chain has (its hybrid single points with "
-    "the SOC estimate, else its hybrid single points, else the chain itself); 3. then rows "
+    "the SOC estimate, else its hybrid single points, else the chain itself; rows at "
+    "different levels share one ordering); 3. then rows "
     "with only a Kohn-Sham screen, ordered by |screen transition - measured PL peak| (eV); "
     "4. then rows with neither; ties: the higher concentration of the row's own charge state "
     "first (unknown last), then model, defect, charge.")
@@ -130,6 +131,9 @@ class EmissionPrediction(Part):
     corrected_peak_nm: float | None = None
     corrected_by: str | None = None
     corrected_deviation_eV: float | None = None
+    corrected_deviation_nm: float | None = None
+    #: the correction's own warnings (a PBE reference off the chain's, low SOC weights, ...)
+    corrected_warnings: list[str] = Field(default_factory=list)
 
     @property
     def ranking_deviation_eV(self) -> float:
@@ -448,10 +452,10 @@ def _emission(run_dir: str | None, lum: LuminescenceResult, pl_nm: float, pl_eV:
         fwhm_deviation_nm=None if fwhm_nm is None else s.fwhm_nm - fwhm_nm,
         radiative_lifetime_ns=tau,
         lifetime_ratios={k: tau / v for k, v in lifetimes.items()} if tau else {},
-        **_corrected(lum, pl_eV))
+        **_corrected(lum, pl_nm, pl_eV))
 
 
-def _corrected(lum: LuminescenceResult, pl_eV: float) -> dict:
+def _corrected(lum: LuminescenceResult, pl_nm: float, pl_eV: float) -> dict:
     """The EmissionPrediction fields of the chain's hybrid (+SOC estimate) peak, if any."""
     lc = lum.level_correction
     if lc is None:
@@ -462,7 +466,8 @@ def _corrected(lum: LuminescenceResult, pl_eV: float) -> dict:
     else:
         peak, nm, by = lc.corrected_pl_peak_eV, lc.corrected_pl_peak_nm, lc.level_of_theory
     return dict(corrected_peak_eV=peak, corrected_peak_nm=nm, corrected_by=by,
-                corrected_deviation_eV=peak - pl_eV)
+                corrected_deviation_eV=peak - pl_eV, corrected_deviation_nm=nm - pl_nm,
+                corrected_warnings=list(lc.warnings))
 
 
 def _rank_key(r: CandidateRow) -> tuple:

@@ -180,7 +180,7 @@ def test_a_chains_hybrid_correction_ranks_it(tmp_path):
     where there is one, else the hybrid's), not its PBE peak: the shipped 21-atom crystal
     result (PBE 429 nm, HSE06+SOC estimate 417 nm) against copies of itself, one without any
     correction (PBE only) and one without the SOC estimate. Model names are chosen so that the
-    tie-break (model name) would give the opposite order to the rule's."""
+    tie-break (model name) would give a different order from the rule's."""
     from perovdefect.candidates import candidate_table
     from perovdefect.optics.shipped import load_shipped
     from perovdefect.workflows.table import CampaignTable, LuminescenceRow
@@ -206,6 +206,9 @@ def test_a_chains_hybrid_correction_ranks_it(tmp_path):
     assert "SOC estimated from Kohn-Sham levels" in rows["a-hse06-soc"].corrected_by
     assert rows["b-hse06"].corrected_peak_nm == lc.corrected_pl_peak_nm
     assert rows["b-hse06"].corrected_by == lc.level_of_theory
+    assert rows["a-hse06-soc"].corrected_deviation_nm == pytest.approx(
+        lc.corrected_soc_pl_peak_nm - PL_NM)
+    assert rows["a-hse06-soc"].corrected_warnings == lc.warnings != []  # e.g. a SOC weight
     for e in rows.values():  # the PBE chain's own comparison is kept beside the correction
         assert e.predicted_peak_nm == crystal.spectrum.peak_nm
     # |deviation| from 517 nm (2.398 eV): PBE 429 nm < HSE06+SOC 417 nm < HSE06 374 nm
@@ -289,7 +292,7 @@ def test_report_section_and_rebuild(table, tmp_path):
             assert f"{row.screen.deviation_eV:+.3f}" in text
     e = cand.rows[0].emission
     assert "1 molecule V_Br +0" in text
-    assert f"{e.predicted_peak_nm:.1f} {e.peak_deviation_nm:+.1f} - {e.predicted_fwhm_nm:.1f} "\
+    assert f"{e.predicted_peak_nm:.1f} {e.peak_deviation_nm:+.1f} - - {e.predicted_fwhm_nm:.1f} "\
            f"{e.radiative_lifetime_ns:.4g} emission" in text
     r = run(main, ["report", "--from", str(tmp_path / "a"), "-o", str(tmp_path / "b")])
     assert r.exit_code == 0, r.output

@@ -57,7 +57,6 @@ def test_search_options_are_checked(tmp_path):
         build_workflows(spec, tmp_path / "runs")
 
 
-
 def test_charge_route_starts_each_charge_from_its_search(tmp_path):
     """route: charge (V_Br^+1 + e -> V_Br^0) with ground_state_search: the Firework waits for
     both charge states' searches and starts each from the structure its own search handed on
@@ -102,6 +101,7 @@ def test_charge_route_starts_each_charge_from_its_search(tmp_path):
     initial, _ = lum.tasks[0].start_records({})
     assert initial.atoms.positions == pytest.approx(
         record_from_dict(lum.tasks[0]["initial"]).atoms.positions)
+
 
 def test_choice_follows_shakenbreaks_energy_lowering_rule():
     """A start counts only when it relaxes MIN_ENERGY_LOWERING_EV (ShakeNBreak's 0.05 eV)

@@ -271,17 +271,86 @@ def test_carry_over_setting_is_checked_and_keeps_old_digests():
     when on, so every step finished before the setting existed keeps its digest."""
     from perovdefect.calcs import Protocol, get_backend
     from perovdefect.errors import ProtocolError
-    with pytest.raises(ProtocolError, match="mom_carry_over must be true or false"):
+    with pytest.raises(ProtocolError, match="mom_carry_over must be true or false, got 'yes'"):
         get_backend("gpaw", mom_carry_over="yes")
-    with pytest.raises(ProtocolError, match="mom_carry_over needs mode lcao"):
-        get_backend("gpaw", mode="pw", mom_carry_over=True)
-    relax = Protocol(name="relax-excited", task="relax", excitation="down:homo->lumo")
-    static = Protocol(name="cc-excited", excitation="down:homo->lumo")
+    relax = Protocol(name="relax-excited", task="relax", excitation="down:homo->lumo",
+                     kpoints=(1, 1, 1))
+    static = Protocol(name="cc-excited", excitation="down:homo->lumo", kpoints=(1, 1, 1))
+    # plane waves (a hybrid backend built from the same settings) are refused only where the
+    # setting acts: an excited relaxation
+    pw = get_backend("gpaw", mode="pw", mom_carry_over=True)
+    pw.check(None, Protocol(functional="HSE06"))
+    pw.check(None, static)
+    with pytest.raises(ProtocolError, match="mom_carry_over \\(relax-excited\\) needs mode lcao"):
+        pw.check(None, relax)
     off, on = get_backend("gpaw"), get_backend("gpaw", mom_carry_over=True)
-    for p in (relax, static, Protocol()):
+    for p in (relax, static, Protocol(), Protocol(task="relax"), None):
         assert "mom_carry_over" not in off.digest_settings(p)
     assert on.digest_settings(relax)["mom_carry_over"] is True
-    assert on.digest_settings(static) == off.digest_settings(static)
+    for p in (static, Protocol(task="relax"), None):
+        assert on.digest_settings(p) == off.digest_settings(p)
+    # the digest this excited relaxation had before the setting existed (computed with the
+    # settings of commit 1d9cb27), so its finished runs stay finished
+    from perovdefect.calcs.rundir import step_digest
+    assert step_digest(small_vacancy_cell(), relax, "gpaw",
+                       off.digest_settings(relax)) == "1cef886f802b59cb"
+
+
+class _StubGpaw:
+    """Stands in for a GPAW calculation in the carry-over bookkeeping test: energies from a
+    script, a carried SCF that fails when the script says so (gpaw.ConvergenceError)."""
+
+    def __init__(self, script: list):
+        self.script = script
+        self.dft = type("D", (), {"scf_loop": type("S", (), {"maxiter": 333})()})()
+
+    def get_potential_energy(self, atoms=None, force_consistent=False):
+        from gpaw import ConvergenceError
+        e = self.script.pop(0)
+        if e is None:
+            raise ConvergenceError("stub: not converged")
+        return e
+
+    def get_forces(self, atoms=None):
+        return np.zeros((len(atoms), 3))
+
+    def get_number_of_iterations(self):
+        return 7
+
+
+@needs_gpaw
+def test_carry_over_falls_back_to_a_fresh_start(tmp_path, monkeypatch, capsys):
+    """The fallback paths of mom_carry_over: a carried SCF that does not converge, and one that
+    converges 2.5 eV above the previous geometry (another state), are each replaced by a fresh
+    ground + MOM at that geometry; a carried one that converges near the last energy is kept."""
+    from ase.build import molecule
+
+    from perovdefect.calcs.gpaw import runner
+    monkeypatch.setattr(runner, "_excite", lambda calc, atoms, excitation, width: None)
+    # per calculation: [fresh energy, then its carried SCFs]; None: the SCF does not converge
+    scripts = [[-10.0, None], [-10.5, -8.0], [-10.6, -10.7]]
+    made = []
+
+    def factory(txt):
+        made.append((_StubGpaw(scripts[len(made)]), txt))
+        return made[-1][0]
+
+    atoms = molecule("H2O")
+    atoms.calc = runner._ExcitedPerGeometry(factory, "down:homo->lumo", 0.0, tmp_path,
+                                            carry_maxiter=40)
+    energies = []
+    for dx in (0.0, 0.01, 0.02, 0.03):
+        atoms.positions[0, 0] += dx
+        energies.append(atoms.get_potential_energy())
+    assert energies == [-10.0, -10.5, -10.6, -10.7]
+    assert len(made) == 3 and all(not s.script for s, _ in made)  # every script used up
+    assert [t.rsplit("/", 1)[-1] for _, t in made] == [
+        "gpaw.txt", "gpaw-geometry001.txt", "gpaw-geometry002.txt"]
+    assert all(s.dft.scf_loop.maxiter == 40 for s, _ in made)
+    out = capsys.readouterr().out
+    assert "did not converge in 40 SCF iterations" in out
+    assert "lies 2.50 eV above the previous geometry's" in out
+    assert out.count("excited state carried to the new geometry (7 SCF iterations)") == 1
 
 
 @pytest.mark.slow

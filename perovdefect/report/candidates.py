@@ -16,7 +16,8 @@ HEADER = ["rank", "model", "defect", "charge", "concentration (cm^-3)", "defect 
           "after synthesis", "defect / perturbed-host / delocalized states",
           "Kohn-Sham screen (nm; a level, not an emission)", "screen minus PL (eV)",
           "PREDICTED PL peak (nm)", "predicted minus PL (nm)",
-          "at its hybrid (+SOC estimate) correction (nm)", "predicted FWHM (nm)",
+          "at its hybrid (+SOC estimate) correction (nm)", "corrected minus PL (nm)",
+          "predicted FWHM (nm)",
           "radiative lifetime (ns)", "ranked by", "missing"]
 
 
@@ -59,6 +60,8 @@ def _cells(r: CandidateRow) -> list:
         f"{k.transition_nm:.1f}" if k else "-", f"{k.deviation_eV:+.3f}" if k else "-",
         f"{e.predicted_peak_nm:.1f}" if e else "-", f"{e.peak_deviation_nm:+.1f}" if e else "-",
         "-" if e is None or e.corrected_peak_nm is None else f"{e.corrected_peak_nm:.1f}",
+        "-" if e is None or e.corrected_deviation_nm is None
+        else f"{e.corrected_deviation_nm:+.1f}",
         f"{e.predicted_fwhm_nm:.1f}" if e else "-",
         "-" if e is None or e.radiative_lifetime_ns is None
         else f"{e.radiative_lifetime_ns:.4g}", r.ranked_by, "; ".join(r.missing) or "-"]
@@ -86,7 +89,9 @@ def _emission_notes(t: CandidateTable) -> list[str]:
                 f"{e.level_of_theory}, route {e.route}; {e.origin}")
         if e.corrected_by is not None:
             text += (f"; corrected peak {e.corrected_peak_nm:.1f} nm ({e.corrected_by}; line "
-                     "shape of the chain's CC diagram)")
+                     "shape of the chain's CC diagram; it ranks the row)")
+            if e.corrected_warnings:
+                text += "; correction warnings: " + "; ".join(e.corrected_warnings)
         if e.fwhm_deviation_nm is not None:
             text += f"; FWHM minus measured {e.fwhm_deviation_nm:+.1f} nm"
         if e.lifetime_ratios:

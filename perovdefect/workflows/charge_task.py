@@ -1,7 +1,8 @@
 """The charge-state luminescence route in campaigns (`luminescence: {route: charge, charges:
 [q_initial, q_final]}`): one Firework per symmetry-distinct vacancy of a supercell model,
 running perovdefect.optics.charge_route with the campaign's backend (on the workers of a queue
-under qlaunch, like every other step)."""
+under qlaunch, like every other step); with ground_state_search it waits for both charge
+states' searches and starts each from the structure its own search chose."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from perovdefect.workflows.tasks import (LuminescenceStep, record_from_dict, rec
 @explicit_serialize
 class ChargeLuminescenceTask(LuminescenceStep, FiretaskBase):
     """The charge-state route of one vacancy (two charge states, the host's band edge);
-    writes RUN_DIR/luminescence.json."""
+    writes RUN_DIR/luminescence.json. start_from: {"initial"/"final": fw_spec key} of the
+    charge states whose ground-state search handed on their structure."""
 
     required_params = ["initial", "final", "host", "code", "physics", "run_dir", "info"]
     optional_params = ["settings", "correction_eV", "temperature_K", "broadening_fwhm_meV",

@@ -153,10 +153,8 @@ class GpawBackend(Backend):
             raise ProtocolError("gpaw setting mom_width_eV must be a number from 0 to 1 eV, got "
                                 f"{s['mom_width_eV']!r}")
         if not isinstance(s["mom_carry_over"], bool):
-            raise ProtocolError("gpaw setting mom_carry_over must be true or false")
-        if s["mom_carry_over"] and s["mode"] != "lcao":
-            raise ProtocolError("gpaw setting mom_carry_over needs mode lcao (GPAW carries the "
-                                "LCAO coefficients of the excited state between geometries)")
+            raise ProtocolError("gpaw setting mom_carry_over must be true or false, got "
+                                f"{s['mom_carry_over']!r}")
         if not isinstance(s["keep_wavefunctions"], bool):
             raise ProtocolError("gpaw setting keep_wavefunctions must be true or false")
 
@@ -167,6 +165,11 @@ class GpawBackend(Backend):
                 raise ProtocolError(f"GPAW hybrid steps ({protocol.name}) need the plane-wave "
                                     "mode: set settings mode: pw")
             self.hybrid_name(protocol)
+        if protocol.excitation and protocol.task == "relax" and \
+                self.settings["mom_carry_over"] and self.settings["mode"] != "lcao":
+            raise ProtocolError(f"gpaw setting mom_carry_over ({protocol.name}) needs mode "
+                                "lcao: GPAW carries the LCAO coefficients of the excited state "
+                                "between geometries")
         if protocol.excitation and record is not None and any(record.atoms.pbc):
             from perovdefect.calcs.kpoints import monkhorst_pack
             mesh = monkhorst_pack(record.atoms, protocol)
@@ -182,8 +185,9 @@ class GpawBackend(Backend):
         energy since it replaced the PBE one, so a hybrid step finished before (PBE energy)
         is recomputed rather than mixed with new ones (the ground state is reused)."""
         out = super().digest_settings(protocol)
-        # how an excited relaxation reaches its minimum, not what it computes: only there, and
-        # only when on (steps finished before the setting existed keep their digests)
+        # it can change which excited state an excited relaxation follows (MOM by overlap
+        # against a fresh HOMO -> LUMO at each geometry), so it identifies those steps, only
+        # when on: steps finished before the setting existed keep their digests
         if not (out.get("mom_carry_over") and protocol is not None and protocol.excitation
                 and protocol.task == "relax"):
             out.pop("mom_carry_over", None)

@@ -99,22 +99,24 @@ def _excite(calc, atoms, excitation: str, width_eV: float = 0.0) -> None:
 
 
 class _ExcitedPerGeometry(Calculator):
-    """ASE calculator for excited-state relaxations: at every geometry a fresh GPAW calculation
-    converges the ground state and then the MOM excited state (as _excite). Carrying the MOM
-    state from one geometry to the next (GPAW reuses the LCAO coefficients of the previous
-    geometry) broke down in the 21-atom Cs4PbBr6 V_Br^0 cell: after a 0.2 A BFGS step the first
-    SCF iteration sat ~177 eV above the excited state and never came back, with or without
-    Gaussian MOM smearing; a fresh start at each geometry costs about one ground-state SCF
-    more per step. `factory(txt)` builds the GPAW calculator writing to the file txt; `gpaw`
-    is the last geometry's converged calculation.
+    """ASE calculator for excited-state relaxations. By default (setting mom_carry_over off) a
+    fresh GPAW calculation at every geometry converges the ground state and then the MOM
+    excited state (as _excite). Carrying the MOM state from one geometry to the next (GPAW
+    reuses the LCAO coefficients of the previous geometry) broke down in the 21-atom Cs4PbBr6
+    V_Br^0 cell: after a 0.2 A BFGS step the first SCF iteration sat ~177 eV above the excited
+    state and never came back, with or without Gaussian MOM smearing; a fresh start at each
+    geometry costs about one ground-state SCF more per step. `factory(txt)` builds the GPAW
+    calculator writing to the file txt; `gpaw` is the last geometry's converged calculation.
 
     With `carry_maxiter` (setting mom_carry_over; LCAO) the MOM state of the previous geometry
     is carried to the next (GPAW's MOM follows its occupied orbitals by overlap), at most that
-    many SCF iterations; one that does not converge in them falls back to the fresh start at
-    that geometry, so the divergence above costs `carry_maxiter` iterations, not a wrong state.
-    Measured on the 9-atom CsPbBr3 V_Br^0 cell (sz(dzp), h 0.3): ~10 SCF iterations per
-    carried geometry against 24 for ground + MOM, and after 15 carried BFGS steps the same
-    energy (to 0.01 meV) and forces (7e-5 eV/A) as a fresh ground + MOM there."""
+    many SCF iterations. A carried SCF that does not converge in them, or that lands more than
+    MAX_CARRIED_RISE_EV above the previous geometry's energy (no BFGS step of <= 0.2 A raises
+    it that much: another state), is replaced by the fresh start at that geometry; a carried
+    state that converges to another state within that window is not detected. Measured on the
+    9-atom CsPbBr3 V_Br^0 cell (sz(dzp), h 0.3): ~10 SCF iterations per carried geometry
+    against 24 for ground + MOM, and after 15 carried BFGS steps the same energy (to 0.01 meV)
+    and forces (7e-5 eV/A) as a fresh ground + MOM there."""
 
     implemented_properties = ["energy", "forces"]
 
@@ -123,13 +125,17 @@ class _ExcitedPerGeometry(Calculator):
         super().__init__()
         self.factory, self.excitation, self.width_eV = factory, excitation, width_eV
         self.run_dir, self.carry_maxiter = run_dir, carry_maxiter
-        self.gpaw = self.work = None
-        self.n_geometries = 0
+        self.gpaw = self.work = self.last_energy = None
+        self.n_geometries = 0  # fresh starts (each writes its own GPAW text file)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=tuple(all_changes)):
         super().calculate(atoms, properties, system_changes)
-        if self.carry_maxiter and self.work is not None and self._carried():
-            return
+        if not (self.carry_maxiter and self.work is not None and self._carried()):
+            self._fresh()
+        self.last_energy = self.results["energy"]
+
+    def _fresh(self) -> None:
+        """A new GPAW calculation at this geometry: ground state, then the MOM excited state."""
         txt = "gpaw.txt" if self.n_geometries == 0 else \
             f"gpaw-geometry{self.n_geometries:03d}.txt"
         self.n_geometries += 1
@@ -144,14 +150,21 @@ class _ExcitedPerGeometry(Calculator):
 
     def _carried(self) -> bool:
         """Converge the excited state at the new geometry from the previous one's; False
-        (nothing kept) when it does not converge within carry_maxiter iterations."""
+        (nothing kept) when it does not converge within carry_maxiter iterations or lands
+        more than MAX_CARRIED_RISE_EV (eV) above the previous geometry's energy."""
         from gpaw import ConvergenceError
+        previous = self.last_energy  # (ASE resets self.results when the atoms move)
         self.work.positions = self.atoms.positions
         try:
             energy = float(self.work.get_potential_energy())
         except ConvergenceError:
             _log(f"DeltaSCF: the carried excited state did not converge in "
                  f"{self.carry_maxiter} SCF iterations; fresh ground state + MOM instead")
+            self.work = None
+            return False
+        if previous is not None and energy - previous > MAX_CARRIED_RISE_EV:
+            _log(f"DeltaSCF: the carried excited state lies {energy - previous:.2f} eV above "
+                 "the previous geometry's (another state); fresh ground state + MOM instead")
             self.work = None
             return False
         self.results = {"energy": energy, "forces": np.asarray(self.work.get_forces())}
@@ -199,6 +212,8 @@ def _spinor_localization(soc, eps: np.ndarray, occ: np.ndarray, band_weights: di
 #: SCF iterations a carried excited state may take before the fresh start replaces it
 #: (setting mom_carry_over; measured: ~10 on the 9-atom CsPbBr3 cell, a fresh ground + MOM 24)
 MOM_CARRY_MAXITER = 40
+#: eV: a carried excited state this far above the previous geometry's energy is another state
+MAX_CARRIED_RISE_EV = 1.0
 
 #: every geometry of a relaxation, kept so that an interrupted relaxation resumes
 RELAX_TRAJECTORY = "relax.traj"
@@ -216,7 +231,9 @@ def _resume_relaxation(run_dir: Path, atoms, job: dict) -> int:
     from gpaw.mpi import world
     path, key_file = run_dir / RELAX_TRAJECTORY, run_dir / "relax.key"
     ident = {k: job[k] for k in ("protocol", "settings", "kpoints")}
-    if not ident["settings"].get("mom_carry_over", True):  # as before the setting existed
+    p = job["protocol"]
+    if not (ident["settings"].get("mom_carry_over") and p.get("excitation")
+            and p["task"] == "relax"):  # as the step digest: as before the setting existed
         ident["settings"] = {k: v for k, v in ident["settings"].items() if k != "mom_carry_over"}
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
     same_job = key_file.is_file() and key_file.read_text().strip() == key
