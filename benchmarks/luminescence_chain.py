@@ -31,16 +31,13 @@ def main() -> None:
     ap.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                     help="a backend setting over the shipped result's (YAML value)")
     args = ap.parse_args()
-    import yaml
-    extra = {}
-    for item in args.setting:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            ap.error(f"--setting {item!r}: expected KEY=VALUE")
-        try:
-            extra[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            ap.error(f"--setting {item!r}: unreadable value")
+    import click
+
+    from perovdefect.cli.thermo import _key_values  # the CLI's own --setting reader
+    try:
+        extra = _key_values(tuple(args.setting), "--setting")
+    except click.BadParameter as exc:
+        ap.error(exc.format_message())
     from perovdefect.calcs.backend import local_backend
     from perovdefect.optics.run import run_luminescence
     from perovdefect.structures import build_vacancies

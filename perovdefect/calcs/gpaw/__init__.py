@@ -165,8 +165,9 @@ class GpawBackend(Backend):
                 raise ProtocolError(f"GPAW hybrid steps ({protocol.name}) need the plane-wave "
                                     "mode: set settings mode: pw")
             self.hybrid_name(protocol)
-        if protocol.excitation and protocol.task == "relax" and \
-                self.settings["mom_carry_over"] and self.settings["mode"] != "lcao":
+        from perovdefect.calcs.gpaw.runner import carries_mom
+        if carries_mom(self.settings, protocol.excitation, protocol.task) and \
+                self.settings["mode"] != "lcao":
             raise ProtocolError(f"gpaw setting mom_carry_over ({protocol.name}) needs mode "
                                 "lcao: GPAW carries the LCAO coefficients of the excited state "
                                 "between geometries")
@@ -188,8 +189,8 @@ class GpawBackend(Backend):
         # it can change which excited state an excited relaxation follows (MOM by overlap
         # against a fresh HOMO -> LUMO at each geometry), so it identifies those steps, only
         # when on: steps finished before the setting existed keep their digests
-        if not (out.get("mom_carry_over") and protocol is not None and protocol.excitation
-                and protocol.task == "relax"):
+        from perovdefect.calcs.gpaw.runner import carries_mom
+        if protocol is None or not carries_mom(out, protocol.excitation, protocol.task):
             out.pop("mom_carry_over", None)
         if protocol is not None and protocol.is_hybrid:
             out["hybrid_total_energy"] = "non-self-consistent"

@@ -215,6 +215,12 @@ MOM_CARRY_MAXITER = 40
 #: eV: a carried excited state this far above the previous geometry's energy is another state
 MAX_CARRIED_RISE_EV = 1.0
 
+
+def carries_mom(settings: dict, excitation: str | None, task: str) -> bool:
+    """Where the setting mom_carry_over acts: on, in an excited-state relaxation. The one rule
+    for the step digest, the relaxation's resume key and the backend's LCAO check."""
+    return bool(settings.get("mom_carry_over") and excitation and task == "relax")
+
 #: every geometry of a relaxation, kept so that an interrupted relaxation resumes
 RELAX_TRAJECTORY = "relax.traj"
 
@@ -232,8 +238,8 @@ def _resume_relaxation(run_dir: Path, atoms, job: dict) -> int:
     path, key_file = run_dir / RELAX_TRAJECTORY, run_dir / "relax.key"
     ident = {k: job[k] for k in ("protocol", "settings", "kpoints")}
     p = job["protocol"]
-    if not (ident["settings"].get("mom_carry_over") and p.get("excitation")
-            and p["task"] == "relax"):  # as the step digest: as before the setting existed
+    if not carries_mom(ident["settings"], p.get("excitation"), p["task"]):
+        # as the step digest: keys of relaxations from before the setting existed are kept
         ident["settings"] = {k: v for k, v in ident["settings"].items() if k != "mom_carry_over"}
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
     same_job = key_file.is_file() and key_file.read_text().strip() == key
@@ -403,7 +409,8 @@ def run(run_dir: Path) -> None:
             atoms.calc = _ExcitedPerGeometry(
                 lambda txt: _calculator(p, settings, kpoints, atoms, txt, old=pw),
                 p["excitation"], width, run_dir,
-                MOM_CARRY_MAXITER if settings.get("mom_carry_over") else None)
+                MOM_CARRY_MAXITER if carries_mom(settings, p["excitation"], p["task"])
+                else None)
         else:
             calc = _calculator(p, settings, kpoints, atoms, str(run_dir / "gpaw.txt"), old=pw)
             atoms.calc = calc
