@@ -267,7 +267,8 @@ def test_soc_level_shifts_refuse_bad_input(periodic_chain):
 
 
 def test_carry_over_setting_is_checked_and_keeps_old_digests():
-    """mom_carry_over: a bool, LCAO only; it identifies only excited relaxations, and only
+    """mom_carry_over: a bool, LCAO only for relaxations; it identifies only the steps that may
+    carry a MOM state (excited relaxations, LCAO excited single points of a CC path), and only
     when on, so every step finished before the setting existed keeps its digest."""
     from perovdefect.calcs import Protocol, get_backend
     from perovdefect.errors import ProtocolError
@@ -287,8 +288,10 @@ def test_carry_over_setting_is_checked_and_keeps_old_digests():
     for p in (relax, static, Protocol(), Protocol(task="relax"), None):
         assert "mom_carry_over" not in off.digest_settings(p)
     assert on.digest_settings(relax)["mom_carry_over"] is True
-    for p in (static, Protocol(task="relax"), None):
+    assert on.digest_settings(static)["mom_carry_over"] is True  # LCAO: a CC point may carry
+    for p in (Protocol(), Protocol(task="relax"), None):  # ground states: the same state
         assert on.digest_settings(p) == off.digest_settings(p)
+    assert pw.digest_settings(static) == get_backend("gpaw", mode="pw").digest_settings(static)
     # the digest this excited relaxation had before the setting existed (computed with the
     # settings of commit 1d9cb27), so its finished runs stay finished
     from perovdefect.calcs.rundir import step_digest
@@ -351,6 +354,60 @@ def test_carry_over_falls_back_to_a_fresh_start(tmp_path, monkeypatch, capsys):
     assert "did not converge in 40 SCF iterations" in out
     assert "lies 2.50 eV above the previous geometry's" in out
     assert out.count("excited state carried to the new geometry (7 SCF iterations)") == 1
+
+
+def test_a_carried_state_needs_the_same_system_and_its_wave_functions(tmp_path):
+    """The previous point of a CC path is carried only when its ground_state.json names the
+    same system (all but the geometry) with an energy and its gs.gpw is still there."""
+    from perovdefect.calcs.gpaw import runner
+    prev = tmp_path / "cc-ground+0.00"
+    prev.mkdir()
+    gpw = prev / "gs.gpw"
+    info = {"key": "k0", "gpw": str(gpw), "carry_key": "same", "energy_eV": -5.0}
+    (prev / "ground_state.json").write_text(json.dumps(info))
+    assert runner._carry_source(str(prev), "same") is None  # no wave functions on disk
+    gpw.write_bytes(b"")
+    assert runner._carry_source(str(prev), "same") == info
+    assert runner._carry_source(str(prev), "other") is None  # another system or protocol
+    assert runner._carry_source(None, "same") is None
+    (prev / "ground_state.json").write_text(json.dumps({**info, "carry_key": None}))
+    assert runner._carry_source(str(prev), "same") is None  # written before carry-over
+
+
+@pytest.mark.slow
+@needs_gpaw
+def test_cc_points_carried_along_the_path_match_fresh_ones(tmp_path):
+    """Issue 18, item 8: with mom_carry_over each CC point starts from the previous point of
+    its surface (its gs.gpw; the MOM occupations for the excited state) and converges to the
+    energies a fresh start gives at that geometry, the excited one without the ground-state
+    SCF first."""
+    from perovdefect.calcs import Protocol, get_backend
+    from perovdefect.optics.geometry import interpolate_geometries
+    from perovdefect.structures.record import StructureRecord
+    cheap = {"mode": "lcao", "basis": "sz(dzp)", "grid_spacing_A": 0.3}
+    on = get_backend("gpaw", **cheap, mom_carry_over=True, relax_max_steps=2)
+    off = get_backend("gpaw", **cheap)
+    res = {"gpaw_cores": 1}
+    rec = small_vacancy_cell()
+    gamma = {"kpoints": (1, 1, 1)}
+    on.execute(rec, Protocol(name="relax-ground", task="relax", **gamma), tmp_path / "r", res)
+    moved = on.relaxed_structure(tmp_path / "r", rec)
+    # the next point of a path: the symmetry the relaxation kept, 4 x its first two BFGS
+    # steps away (~0.14 A; a CC step of the 21-atom chain moves atoms by ~0.2 A)
+    path = interpolate_geometries(rec.atoms, moved.atoms, (0.0, 1.0, 2.0, 3.0, 4.0))
+    mid = StructureRecord(path[4], dict(rec.metadata))
+    shift = np.abs(mid.atoms.positions - rec.atoms.positions).max()
+    assert shift > 0.1, shift
+    for name, extra in (("ground", {}), ("excited", {"excitation": "down:homo->lumo"})):
+        p = Protocol(name=f"cc-{name}", **gamma, **extra)
+        on.execute(rec, p, tmp_path / f"{name}0", res)
+        carried, _ = on.execute(mid, p, tmp_path / f"{name}1", res, tmp_path / f"{name}0")
+        fresh, _ = off.execute(mid, p, tmp_path / f"{name}1-fresh", res)
+        log = (tmp_path / f"{name}1" / "run.log").read_text()
+        assert "state carried from" in log and "MOM, Gaussian width" not in log, log
+        assert carried.total_energy_eV == pytest.approx(fresh.total_energy_eV, abs=2e-3)
+        assert carried.total_energy_eV != pytest.approx(
+            on.parse(tmp_path / f"{name}0").total_energy_eV, abs=1e-3)  # it did move
 
 
 @pytest.mark.slow

@@ -4,7 +4,6 @@ compare computed transitions with the peak."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy.optimize import curve_fit

@@ -168,13 +168,16 @@ def run_luminescence(record: StructureRecord, backend: Backend, root: str | Path
         raise AnalysisError(f"{backend.name} left no relaxed structure under {root}")
     geoms = interpolate_geometries(ground.atoms, excited.atoms, fractions)
     e_g, e_e = [], []
+    before: tuple[Path | None, Path | None] = (None, None)
     for f, atoms in zip(fractions, geoms):
         rec = StructureRecord(atoms, dict(record.metadata))
-        tag = f"{f:+.2f}"
-        e_g.append(step(rec, Protocol(name="cc-ground", **physics), f"cc-ground{tag}")
+        names = (f"cc-ground{f:+.2f}", f"cc-excited{f:+.2f}")
+        # each point after the previous one of its surface, whose state a backend may carry
+        e_g.append(step(rec, Protocol(name="cc-ground", **physics), names[0], before[0])
                    .total_energy_eV)
         e_e.append(step(rec, Protocol(name="cc-excited", excitation=excitation, **physics),
-                        f"cc-excited{tag}").total_energy_eV)
+                        names[1], before[1]).total_energy_eV)
+        before = (root / names[0], root / names[1])
     # one assembly (CC diagram, vertical transitions, line shape) for every route; imported
     # here: optics.assemble builds LuminescenceResult, defined in this module
     from perovdefect.optics.assemble import assemble

@@ -104,10 +104,13 @@ class GpawBackend(Backend):
     default 0, sharp occupations: a width spreads the hole over degenerate levels, e.g. the Na
     3p triplet, and did not cure the 21-atom V_Br^0 divergence, which fresh per-geometry
     excited states did),
-    mom_carry_over (excited-state relaxations, LCAO only: carry the MOM excited state from
-    one geometry to the next instead of a fresh ground state + MOM at each; a carried SCF that
-    does not converge in runner.MOM_CARRY_MAXITER iterations falls back to the fresh start;
-    default false, the fresh start, which the shipped results used),
+    mom_carry_over (LCAO only: carry the state from one geometry to the next instead of a
+    fresh start at each: the MOM excited state between the geometries of an excited-state
+    relaxation, and the wave functions (with the MOM occupations of an excited state, sharp
+    ones only) of one CC-diagram point, gs.gpw, to the next point of the same surface; a
+    carried SCF that does not converge in runner.MOM_CARRY_MAXITER iterations, or lands more
+    than runner.MAX_CARRIED_RISE_EV above the previous geometry, falls back to the fresh
+    start; default false, the fresh start, which the shipped results used),
     keep_wavefunctions (static steps write RUN_DIR/gs.gpw with the wave functions, mode='all',
     for later analysis such as transition dipoles; plane-wave static steps always do, for the
     ladder's reuse). LCAO files hold little besides the grids: ~8 bytes x (8 + 2 x 2 spins)

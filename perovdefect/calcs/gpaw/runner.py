@@ -58,11 +58,14 @@ def _calculator(p: dict, settings: dict, kpoints: list[int], atoms, txt: str, ol
     return GPAW(**kw)
 
 
-def _ground_state_key(p: dict, settings: dict, kpoints: list[int], atoms) -> str:
-    """Hash of everything a ground state depends on (not the functional of later steps)."""
+def _ground_state_key(p: dict, settings: dict, kpoints: list[int], atoms,
+                      positions: bool = True) -> str:
+    """Hash of everything a ground state depends on (not the functional of later steps);
+    without `positions`, of everything but the geometry (a state that can be carried to
+    another geometry of the same system)."""
     import hashlib
     payload = json.dumps({"symbols": atoms.get_chemical_symbols(),
-                          "positions": atoms.positions.round(6).tolist(),
+                          "positions": atoms.positions.round(6).tolist() if positions else None,
                           "cell": atoms.cell.array.round(6).tolist(), "pbc": atoms.pbc.tolist(),
                           "charge": p["charge"], "spin": p["spin_polarized"],
                           "excitation": p.get("excitation"),
@@ -209,17 +212,74 @@ def _spinor_localization(soc, eps: np.ndarray, occ: np.ndarray, band_weights: di
     return out
 
 
-#: SCF iterations a carried excited state may take before the fresh start replaces it
-#: (setting mom_carry_over; measured: ~10 on the 9-atom CsPbBr3 cell, a fresh ground + MOM 24)
-MOM_CARRY_MAXITER = 40
+#: SCF iterations a carried state may take before the fresh start replaces it (setting
+#: mom_carry_over). Measured: ~10 on the 9-atom CsPbBr3 cell (a fresh ground + MOM 24) and
+#: 9-11 on the 21-atom Cs4PbBr6 V_Br^0 cell, where the 4 carried SCFs of 18 that failed each
+#: spent the whole limit (then 40: ~4 min each) before the fresh start
+MOM_CARRY_MAXITER = 25
 #: eV: a carried excited state this far above the previous geometry's energy is another state
 MAX_CARRIED_RISE_EV = 1.0
 
 
 def carries_mom(settings: dict, excitation: str | None, task: str) -> bool:
-    """Where the setting mom_carry_over acts: on, in an excited-state relaxation. The one rule
-    for the step digest, the relaxation's resume key and the backend's LCAO check."""
-    return bool(settings.get("mom_carry_over") and excitation and task == "relax")
+    """Where the setting mom_carry_over carries a MOM excited state between geometries: in an
+    excited-state relaxation, and in an LCAO excited single point run after the previous
+    point of a path (the CC diagram). The one rule for the step digest, the relaxation's
+    resume key and the backend's LCAO check."""
+    return bool(settings.get("mom_carry_over") and excitation
+                and (task == "relax" or settings.get("mode") == "lcao"))
+
+
+def _carry_source(previous: str | None, carry_key: str) -> dict | None:
+    """The ground_state.json of the previous point of a path (setting mom_carry_over, LCAO
+    single points) if it holds the same system at another geometry, with its wave functions."""
+    info = _state_file(previous)
+    if info is None or info.get("carry_key") != carry_key or info.get("energy_eV") is None:
+        return None
+    return info
+
+
+def _carried_single_point(info: dict, atoms, p: dict, settings: dict, run_dir: Path):
+    """(calc, atoms) converged at this geometry from the previous point's wave functions (and
+    its MOM occupations for an excited state: GPAW's MOM follows them by overlap), at most
+    MOM_CARRY_MAXITER SCF iterations; None (start afresh) when the previous state cannot be
+    carried here (smeared MOM occupations, another symmetry), does not converge, or lands
+    more than MAX_CARRIED_RISE_EV above the previous point (another state)."""
+    from gpaw import GPAW, ConvergenceError
+    from gpaw.mpi import world
+    kw: dict = {"txt": str(run_dir / "gpaw.txt")}
+    if world.size > 1 and p["soc"]:
+        kw["parallel"] = {"kpt": 1, "domain": world.size}
+    calc = GPAW(info["gpw"], **kw)
+    work = calc.get_atoms()
+    if p.get("excitation"):
+        f = [np.asarray(calc.get_occupation_numbers(kpt=0, spin=s), float)
+             for s in range(calc.get_number_of_spins())]
+        if any(np.abs(x - np.round(x)).max() > 1e-6 for x in f):
+            _log("carry-over: the previous point's MOM occupations are smeared "
+                 "(mom_width_eV > 0); fresh ground state + MOM instead")
+            return None
+        from gpaw.mom import prepare_mom_calculation
+        prepare_mom_calculation(calc, work, [np.round(x) for x in f], width=0.0)
+    calc.dft.scf_loop.maxiter = MOM_CARRY_MAXITER
+    work.positions = atoms.positions
+    try:
+        energy = float(work.get_potential_energy())
+    except ConvergenceError:
+        _log(f"carry-over: not converged in {MOM_CARRY_MAXITER} SCF iterations from "
+             f"{info['gpw']}; fresh start instead")
+        return None
+    except Exception as exc:  # noqa: BLE001 - e.g. gpaw's SymmetryBrokenError: start afresh
+        _log(f"carry-over from {info['gpw']} impossible here ({type(exc).__name__}); fresh "
+             "start instead")
+        return None
+    if energy - info["energy_eV"] > MAX_CARRIED_RISE_EV:
+        _log(f"carry-over: {energy - info['energy_eV']:.2f} eV above the previous point "
+             "(another state); fresh start instead")
+        return None
+    _log(f"state carried from {info['gpw']} ({calc.get_number_of_iterations()} SCF "
+         "iterations)")
+    return calc, work
 
 #: every geometry of a relaxation, kept so that an interrupted relaxation resumes
 RELAX_TRAJECTORY = "relax.traj"
@@ -273,17 +333,21 @@ def _forget_relaxation(run_dir: Path, barrier: bool = True) -> int:
     return 0
 
 
-def _reusable(previous: str | None, key: str) -> dict | None:
-    """The ground_state.json of the previous ladder step if it holds the same ground state."""
+def _state_file(previous: str | None) -> dict | None:
+    """The ground_state.json of a previous step whose wave-function file is still there."""
     if not previous:
         return None
     info_file = Path(previous) / "ground_state.json"
     if not info_file.is_file():
         return None
     info = json.loads(info_file.read_text())
-    if info.get("key") != key or not Path(info.get("gpw", "")).is_file():
-        return None
-    return info
+    return info if Path(info.get("gpw", "")).is_file() else None
+
+
+def _reusable(previous: str | None, key: str) -> dict | None:
+    """The ground_state.json of the previous ladder step if it holds the same ground state."""
+    info = _state_file(previous)
+    return info if info is not None and info.get("key") == key else None
 
 
 def _planar_potential(calc, atoms) -> dict | None:
@@ -391,8 +455,16 @@ def run(run_dir: Path) -> None:
     pw = settings["mode"] == "pw"
     t0 = time.time()
     key = _ground_state_key(p, settings, kpoints, atoms)
+    carry_key = _ground_state_key(p, settings, kpoints, atoms, positions=False)
     reuse = _reusable(job.get("previous"), key) if p["task"] == "static" and pw else None
-    if reuse is not None:
+    # mom_carry_over: an LCAO single point after the previous point of a path starts from it
+    carry = _carry_source(job.get("previous"), carry_key) if p["task"] == "static" and \
+        not pw and settings.get("mom_carry_over") else None
+    carried = _carried_single_point(carry, atoms, p, settings, run_dir) if carry else None
+    if carried is not None:
+        calc, atoms = carried
+        converged = True
+    elif reuse is not None:
         from gpaw.old.calculator import GPAW as OldGPAW
         kw = {"txt": str(run_dir / "gpaw.txt")}
         if world.size > 1:
@@ -441,7 +513,8 @@ def run(run_dir: Path) -> None:
         # the ground state a later hybrid/SOC step reuses (plane waves), and the wave functions
         # a finished run keeps for later analysis (transition dipoles; keep_wavefunctions)
         calc.write(str(run_dir / "gs.gpw"), mode="all")
-        ground_state = {"key": key, "gpw": str(run_dir / "gs.gpw")}
+        ground_state = {"key": key, "gpw": str(run_dir / "gs.gpw"), "carry_key": carry_key,
+                        "energy_eV": energy}
     nspins = calc.get_number_of_spins()
     nk = len(calc.get_ibz_k_points())
     eps = np.array([[calc.get_eigenvalues(kpt=k, spin=s) for k in range(nk)]
