@@ -100,6 +100,10 @@ def test_embedded_campaign_rlaunch_resubmit_and_lock(tmp_path):
     assert r.returncode == 0, r.stderr
     table = json.loads((tmp_path / "res.json").read_text())
     assert len(table["steps"]) == 3
+    # each step's wall time as it ran (GPAW's runner records its own), and their sum
+    walls = [s["wall_time_s"] for s in table["steps"]]
+    assert all(w > 0 for w in walls), walls
+    assert f"3 finished steps took {sum(walls) / 3600:.2f} h of wall time" in r.stdout
     # V_Br^0's odd count leaves its highest level half filled: no gap there (issue 18)
     assert [s["gap_eV"] is None for s in table["steps"]] == [
         s["n_electrons"] % 2 == 1 for s in table["steps"]] and any(
@@ -188,6 +192,8 @@ def test_custodian_fixes_zbrent_and_edddav_and_soc_uses_vasp_ncl(tmp_path, fake_
     table = json.loads(cli("campaign", "collect", "--project", str(proj), "-o",
                            str(tmp_path / "r.json")).stdout and (tmp_path / "r.json").read_text())
     assert all(s["state"] == "COMPLETED" for s in table["steps"])
+    # the shared durable execution times every backend's step (here custodian + fake vasp)
+    assert all(s["wall_time_s"] > 0 for s in table["steps"])
 
 
 @pytest.mark.parametrize("scheduler,submit_cmd,directive", [("slurm", "sbatch", "#SBATCH"),

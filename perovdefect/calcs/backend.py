@@ -16,6 +16,7 @@ module and one line in pyproject.toml. Nothing outside perovdefect.calcs names a
 from __future__ import annotations
 
 import copy
+import time
 from abc import ABC, abstractmethod
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -215,10 +216,13 @@ class Backend(ABC):
         if done is not None:
             return done, True
         (run_dir / "result.json").unlink(missing_ok=True)  # a stale result must not pass
+        t0 = time.perf_counter()
         self.write_inputs(record, protocol, run_dir, Path(previous) if previous else None)
         self.run(record, protocol, run_dir, dict(resources or {}), log)
         doc = self.parse(run_dir)
         doc.settings.setdefault("step", self.describe(protocol))
+        # s; a code's own record of it (GPAW's runner) is kept
+        doc.settings.setdefault("wall_time_s", round(time.perf_counter() - t0, 1))
         mark_finished(run_dir, digest, doc, {"code": self.name, "protocol": protocol.as_dict(),
                                              "settings": self.settings})
         return doc, False

@@ -56,6 +56,8 @@ class StepRow(Part):
     custodian_corrections: list | None = None
     #: the level of theory the step's code really used (None: unfinished, or not recorded)
     theory: LevelOfTheory | None = None
+    #: s, the step's wall time as it ran (None: unfinished, or finished before it was recorded)
+    wall_time_s: float | None = None
 
 
 class FormationEntry(Part):
@@ -123,6 +125,10 @@ class CampaignTable(Document):
         for entry in data.get("formation", []):
             entry.setdefault("defect", "V_Br")
         return data
+
+    def wall_time_s(self) -> float:
+        """s, the wall time of every finished step that recorded one, summed."""
+        return sum(r.wall_time_s or 0.0 for r in self.steps)
 
     def latest_steps(self, campaign: str, model: str, step: str) -> list[StepRow]:
         """The finished rows (with a total energy) of one model at one step, one per structure:

@@ -105,6 +105,7 @@ class RunStepTask(StepKind, FiretaskBase):
                 setattr(row, k, summary.get(k))
             row.custodian_corrections = doc.settings.get("custodian_corrections")
             row.theory = doc.theory
+            row.wall_time_s = doc.settings.get("wall_time_s")
         table.steps.append(row)
 
 
