@@ -57,6 +57,30 @@ def test_search_options_are_checked(tmp_path):
         build_workflows(spec, tmp_path / "runs")
 
 
+def test_search_can_be_limited_to_named_defects(tmp_path):
+    """ground_state_search.defects: only the named defects get distorted starts (by species
+    name or site label); the others keep the ladder's own first relaxation; a name that is no
+    defect of the supercell models is refused by name."""
+    from perovdefect.workflows.campaign import build_workflows
+    models = [{**CAMPAIGN["models"][0], "defects": ["V_Br", "V_Cs"]}]
+    search = {**CAMPAIGN["ground_state_search"], "defects": ["V_Br"]}
+    spec = load_campaign(write(tmp_path, models=models, ground_state_search=search))
+    (wf,) = build_workflows(spec, tmp_path / "runs").values()
+    names = [fw.name for fw in wf.fws]
+    searched = {n.split("/")[-2] for n in names if n.endswith("/ground_state")}
+    assert searched == {"V_Br_q0"}
+    assert any("/V_Cs_q0/" in n and "@" not in n and n.endswith("relax") for n in names)
+    assert not any(n.split("/")[-2].startswith("V_Cs_q0@") for n in names)
+    whole = load_campaign(write(tmp_path, models=models,
+                                ground_state_search={**search, "defects": None}))
+    (wf,) = build_workflows(whole, tmp_path / "runs2").values()
+    assert {fw.name.split("/")[-2] for fw in wf.fws if fw.name.endswith("/ground_state")} \
+        == {"V_Br_q0", "V_Cs_q0"}
+    with pytest.raises(CampaignError, match="ground_state_search.defects: 'Br_i'"):
+        load_campaign(write(tmp_path, models=models,
+                            ground_state_search={**search, "defects": ["Br_i"]}))
+
+
 def test_charge_route_starts_each_charge_from_its_search(tmp_path):
     """route: charge (V_Br^+1 + e -> V_Br^0) with ground_state_search: the Firework waits for
     both charge states' searches and starts each from the structure its own search handed on

@@ -274,6 +274,15 @@ def test_carry_over_setting_is_checked_and_keeps_old_digests():
     from perovdefect.errors import ProtocolError
     with pytest.raises(ProtocolError, match="mom_carry_over must be true or false, got 'yes'"):
         get_backend("gpaw", mom_carry_over="yes")
+    with pytest.raises(ProtocolError, match="needs keep_wavefunctions true"):
+        get_backend("gpaw", mom_carry_over=True, keep_wavefunctions=False)
+    from perovdefect.calcs.gpaw.runner import carries_state
+    for task, mode, excitation, carried in (("static", "lcao", None, True),
+                                            ("static", "pw", None, False),
+                                            ("relax", "lcao", None, False),
+                                            ("relax", "pw", "down:homo->lumo", True)):
+        assert carries_state({"mom_carry_over": True, "mode": mode}, excitation, task) is carried
+        assert not carries_state({"mom_carry_over": False, "mode": mode}, excitation, task)
     relax = Protocol(name="relax-excited", task="relax", excitation="down:homo->lumo",
                      kpoints=(1, 1, 1))
     static = Protocol(name="cc-excited", excitation="down:homo->lumo", kpoints=(1, 1, 1))
@@ -351,9 +360,73 @@ def test_carry_over_falls_back_to_a_fresh_start(tmp_path, monkeypatch, capsys):
         "gpaw.txt", "gpaw-geometry001.txt", "gpaw-geometry002.txt"]
     assert all(s.dft.scf_loop.maxiter == 40 for s, _ in made)
     out = capsys.readouterr().out
-    assert "did not converge in 40 SCF iterations" in out
-    assert "lies 2.50 eV above the previous geometry's" in out
-    assert out.count("excited state carried to the new geometry (7 SCF iterations)") == 1
+    assert "not converged in 40 SCF iterations" in out
+    assert "+2.50 eV from its energy (another state)" in out
+    assert out.count("state carried from the previous geometry (7 SCF iterations)") == 1
+
+
+@needs_gpaw
+def test_carried_single_point_falls_back_to_a_fresh_start(tmp_path, monkeypatch, capsys):
+    """A CC point's carry (_carried_single_point, GPAW replaced by stubs reading a script):
+    kept when it converges near the previous point's energy; None (the runner starts afresh)
+    when it does not converge, lands more than MAX_CARRIED_CHANGE_EV away (up or down), or the
+    file cannot be read; its GPAW text never overwrites the fresh start's gpaw.txt."""
+    import gpaw
+    from ase.build import molecule
+
+    from perovdefect.calcs.gpaw import runner
+    made = []
+
+    def fake_gpaw(path, **kw):
+        if path == "broken":
+            raise OSError("truncated file")
+        stub = _StubGpaw([made_energy[0], made_energy.pop(0)])  # (runner asks twice)
+        work = molecule("H2O")
+        work.calc = stub
+        stub.get_atoms = lambda: work
+        made.append(kw["txt"])
+        return stub
+
+    monkeypatch.setattr(gpaw, "GPAW", fake_gpaw)
+    p = {"soc": False, "excitation": None}
+    atoms = molecule("H2O")
+    info = {"gpw": "gs.gpw", "energy_eV": -10.0}
+    made_energy = [-10.3, None, -8.5, -11.5]
+    kept = runner._carried_single_point(info, atoms, p, tmp_path)
+    assert kept is not None and kept[1].get_potential_energy() == -10.3
+    assert kept[0].dft.scf_loop.maxiter == runner.MOM_CARRY_MAXITER
+    assert runner._carried_single_point(info, atoms, p, tmp_path) is None  # not converged
+    assert runner._carried_single_point(info, atoms, p, tmp_path) is None  # 1.5 eV up
+    assert runner._carried_single_point(info, atoms, p, tmp_path) is None  # 1.5 eV down
+    assert runner._carried_single_point({**info, "gpw": "broken"}, atoms, p, tmp_path) is None
+    assert made and all(t.endswith("gpaw-carried.txt") for t in made)
+    out = capsys.readouterr().out
+    assert "not converged in 25 SCF iterations" in out and "+1.50 eV" in out \
+        and "-1.50 eV" in out and "impossible here (OSError: truncated file)" in out
+
+
+def test_carry_key_ignores_only_the_geometry():
+    """The key a carried state is matched by: equal for the same system at another geometry,
+    different for another charge, excitation, k-mesh or composition."""
+    from ase.build import molecule
+
+    from perovdefect.calcs.gpaw import runner
+    settings = {"mode": "lcao", "basis": "sz(dzp)", "grid_spacing_A": 0.3,
+                "smearing_eV": 0.01, "nbands": None, "density_convergence": 1e-5,
+                "magmom_per_atom": None}
+    p = {"charge": 0, "spin_polarized": True, "excitation": None, "cutoff_eV": None}
+    atoms = molecule("H2O", vacuum=3.0)
+    moved = atoms.copy()
+    moved.positions[0] += 0.1
+
+    def key(a, pp=p, k=(1, 1, 1), positions=False):
+        return runner._ground_state_key(pp, settings, list(k), a, positions=positions)
+
+    assert key(atoms) == key(moved)
+    assert key(atoms, positions=True) != key(moved, positions=True)
+    others = [key(atoms, {**p, "charge": 1}), key(atoms, {**p, "excitation": "down:homo->lumo"}),
+              key(atoms, k=(2, 2, 2)), key(molecule("SH2", vacuum=3.0))]
+    assert key(atoms) not in others and len(set(others)) == len(others)
 
 
 def test_a_carried_state_needs_the_same_system_and_its_wave_functions(tmp_path):
@@ -424,7 +497,7 @@ def test_carried_excited_relaxation_matches_a_fresh_excited_state(tmp_path):
     relax, _ = backend.execute(rec, Protocol(name="relax-excited", task="relax", **excitation),
                                tmp_path / "relax", {"gpaw_cores": 1})
     log = (tmp_path / "relax" / "run.log").read_text()
-    assert log.count("excited state carried to the new geometry") == 3, log
+    assert log.count("state carried from the previous geometry") == 3, log
     assert log.count("MOM, Gaussian width") == 1  # one fresh ground + MOM: the first geometry
     relaxed = backend.relaxed_structure(tmp_path / "relax", rec)
     assert np.abs(relaxed.atoms.positions - rec.atoms.positions).max() > 0.01  # it moved

@@ -103,7 +103,7 @@ def test_embedded_campaign_rlaunch_resubmit_and_lock(tmp_path):
     # each step's wall time as it ran (GPAW's runner records its own), and their sum
     walls = [s["wall_time_s"] for s in table["steps"]]
     assert all(w > 0 for w in walls), walls
-    assert f"3 finished steps took {sum(walls) / 3600:.2f} h of wall time" in r.stdout
+    assert f"3 finished calculation steps took {sum(walls) / 3600:.2f} h" in r.stdout
     # V_Br^0's odd count leaves its highest level half filled: no gap there (issue 18)
     assert [s["gap_eV"] is None for s in table["steps"]] == [
         s["n_electrons"] % 2 == 1 for s in table["steps"]] and any(
@@ -258,3 +258,18 @@ def test_mongodb_launchpad_campaign(tmp_path):
     assert cli("campaign", "run", *common).returncode == 0
     status = json.loads(cli("campaign", "status", *common, "--json").stdout)
     assert status["states"] == {"COMPLETED": 4}
+
+
+def test_campaign_wall_time_counts_each_run_directory_once():
+    """A resubmitted campaign lists a shared run directory once per workflow: its wall time
+    counts once; steps without a record (unfinished, or older) add nothing."""
+    from perovdefect.workflows.table import CampaignTable, StepRow
+    row = {"campaign": "c", "model": "m", "label": "V_Br_q0", "role": "defect", "charge": 0,
+           "step": "relax", "state": "COMPLETED"}
+    table = CampaignTable(project="p", steps=[
+        StepRow(**row, fw_id=1, run_dir="/r/a", wall_time_s=100.0),
+        StepRow(**row, fw_id=7, run_dir="/r/a", wall_time_s=100.0),  # the resubmitted one
+        StepRow(**row, fw_id=2, run_dir="/r/b", wall_time_s=50.0),
+        StepRow(**{**row, "state": "READY"}, fw_id=3, run_dir="/r/c")])
+    assert table.step_wall_times() == {"/r/a": 100.0, "/r/b": 50.0}
+    assert table.wall_time_s() == pytest.approx(150.0)

@@ -103,7 +103,8 @@ class Backend(ABC):
     def write_inputs(self, record: StructureRecord, protocol: Protocol, directory: Path,
                      previous: Path | None = None) -> None:
         """Write the code's inputs into `directory`. `previous`: the run directory of the
-        previous ladder step on the same structure, which the backend may reuse."""
+        step before it on the same system (the previous ladder step, or the previous point of
+        a CC-diagram surface at another geometry), whose state the backend may reuse."""
 
     @abstractmethod
     def run(self, record: StructureRecord, protocol: Protocol, directory: Path,

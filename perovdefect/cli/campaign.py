@@ -217,9 +217,10 @@ def collect(project, launchpad, output, force, name) -> None:
     from perovdefect.workflows.campaign import collect as do_collect
     output_file(output, force, "--output", make_folder=False)
     out = do_collect(project, launchpad, output, name, force=force)
-    timed = [r for r in out.steps if r.wall_time_s is not None]
+    timed = out.step_wall_times()
     click.echo(f"{len(out.steps)} steps, {len(out.analyses)} analyses -> {output}; "
-               f"{len(timed)} finished steps took {out.wall_time_s() / 3600:.2f} h of wall time")
+               f"{len(timed)} finished calculation steps took {out.wall_time_s() / 3600:.2f} h "
+               "of wall time (luminescence chains not included)")
 
 
 @campaign.command()

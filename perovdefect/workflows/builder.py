@@ -152,7 +152,8 @@ def model_workflow(spec: CampaignSpec, model: ModelSpec, runs_root: Path) -> Wor
         final_step = steps[-1].name
         charge = rec.charge - host.charge if role == "defect" else 0
         parent = None
-        if role == "defect" and search:  # the distorted starts replace the first relaxation
+        if role == "defect" and search and _searched(spec, rec):
+            # the distorted starts replace the first relaxation
             starts = _ground_state_fws(spec, model, host, label, rec, steps[0], base, key)
             fws += starts
             parent, steps = starts[-1], steps[1:]
@@ -181,6 +182,14 @@ def model_workflow(spec: CampaignSpec, model: ModelSpec, runs_root: Path) -> Wor
     return Workflow(fws, name=f"{spec.name}/{model.label}",
                     metadata={"perovdefect_campaign": spec.name, "perovdefect_key": key,
                               "perovdefect_hash": spec.content_hash()})
+
+
+def _searched(spec: CampaignSpec, rec: StructureRecord) -> bool:
+    """Whether the ground-state search takes this defect (its `defects:` list, by species name
+    or site label; every defect without one)."""
+    names = spec.ground_state_search.defects
+    return names is None or bool({rec.metadata.get("defect"),
+                                  rec.metadata.get("defect_label")} & set(names))
 
 
 def _ground_state_fws(spec: CampaignSpec, model: ModelSpec, host: StructureRecord, label: str,

@@ -238,6 +238,9 @@ class GroundStateSearchSpec(_Strict):
     #: rattle amplitude (A); None: ShakeNBreak's (10 % of the bulk bond length)
     stdev_A: float | None = Field(None, gt=0, le=1.0, allow_inf_nan=False)
     seed: int | None = None
+    #: search only these defects (species names such as V_Br or site labels such as
+    #: Br_Cs_6a); the others relax from the unperturbed start only. None: every defect
+    defects: list[str] | None = Field(None, min_length=1)
 
     @field_validator("bond_distortions")
     @classmethod
@@ -320,7 +323,18 @@ class CampaignSpec(_Strict):
             if not any(m.model == "supercell" for m in self.models):
                 raise ValueError("ground_state_search distorts defects of supercell models; "
                                  "this campaign has none")
+            self._check_search_defects(self.ground_state_search.defects or [])
         return self
+
+    def _check_search_defects(self, names: list[str]) -> None:
+        """Each ground_state_search defect names a defect of a supercell model: one of its
+        `defects:` entries, a site label under one (Br_Cs_6a of Br_Cs) or the species of one."""
+        listed = [d for m in self.models if m.model == "supercell" for d in m.defects]
+        for n in names:
+            if not any(n == d or n.startswith(d + "_") or d.startswith(n + "_")
+                       for d in listed):
+                raise ValueError(f"ground_state_search.defects: {n!r} is not a defect of the "
+                                 f"supercell models ({', '.join(listed)})")
 
     def _check_thermodynamics(self, t: ThermodynamicsSpec) -> None:
         steps = ladder(self.tier, relax=False, **self.protocol)

@@ -126,9 +126,16 @@ class CampaignTable(Document):
             entry.setdefault("defect", "V_Br")
         return data
 
+    def step_wall_times(self) -> dict[str, float]:
+        """s, the wall time of each finished backend step that recorded one (ladder steps and
+        ground-state search starts; the luminescence chains are not steps), by run directory:
+        a resubmitted campaign lists a shared directory once per workflow, counted once."""
+        return {r.run_dir or f"fw{r.fw_id}": r.wall_time_s for r in self.steps
+                if r.wall_time_s is not None}
+
     def wall_time_s(self) -> float:
-        """s, the wall time of every finished step that recorded one, summed."""
-        return sum(r.wall_time_s or 0.0 for r in self.steps)
+        """s, the summed wall time of step_wall_times."""
+        return float(sum(self.step_wall_times().values()))
 
     def latest_steps(self, campaign: str, model: str, step: str) -> list[StepRow]:
         """The finished rows (with a total energy) of one model at one step, one per structure:

@@ -107,10 +107,12 @@ class GpawBackend(Backend):
     mom_carry_over (LCAO only: carry the state from one geometry to the next instead of a
     fresh start at each: the MOM excited state between the geometries of an excited-state
     relaxation, and the wave functions (with the MOM occupations of an excited state, sharp
-    ones only) of one CC-diagram point, gs.gpw, to the next point of the same surface; a
+    ones only) of a static step's previous step, its gs.gpw, when it holds the same system:
+    the previous point of a CC-diagram surface, or the previous static of a ladder; a
     carried SCF that does not converge in runner.MOM_CARRY_MAXITER iterations, or lands more
-    than runner.MAX_CARRIED_RISE_EV above the previous geometry, falls back to the fresh
-    start; default false, the fresh start, which the shipped results used),
+    than runner.MAX_CARRIED_CHANGE_EV from the previous geometry's energy, falls back to the
+    fresh start; the wave functions travel in gs.gpw, so it needs keep_wavefunctions; default
+    false, the fresh start, which the shipped results used),
     keep_wavefunctions (static steps write RUN_DIR/gs.gpw with the wave functions, mode='all',
     for later analysis such as transition dipoles; plane-wave static steps always do, for the
     ladder's reuse). LCAO files hold little besides the grids: ~8 bytes x (8 + 2 x 2 spins)
@@ -160,6 +162,9 @@ class GpawBackend(Backend):
                                 f"{s['mom_carry_over']!r}")
         if not isinstance(s["keep_wavefunctions"], bool):
             raise ProtocolError("gpaw setting keep_wavefunctions must be true or false")
+        if s["mom_carry_over"] and not s["keep_wavefunctions"]:
+            raise ProtocolError("gpaw setting mom_carry_over carries the wave functions a "
+                                "static step writes (gs.gpw): it needs keep_wavefunctions true")
 
     def check(self, record: StructureRecord | None, protocol: Protocol) -> None:
         super().check(record, protocol)
@@ -189,9 +194,10 @@ class GpawBackend(Backend):
         energy since it replaced the PBE one, so a hybrid step finished before (PBE energy)
         is recomputed rather than mixed with new ones (the ground state is reused)."""
         out = super().digest_settings(protocol)
-        # it can change which excited state an excited relaxation follows (MOM by overlap
-        # against a fresh HOMO -> LUMO at each geometry), so it identifies those steps, only
-        # when on: steps finished before the setting existed keep their digests
+        # it can change which excited state a carried MOM calculation follows (by overlap
+        # against a fresh HOMO -> LUMO at each geometry), so it identifies those steps
+        # (runner.carries_mom), only when on: steps finished before the setting existed keep
+        # their digests; carried ground states are not (runner.carries_state says why)
         from perovdefect.calcs.gpaw.runner import carries_mom
         if protocol is None or not carries_mom(out, protocol.excitation, protocol.task):
             out.pop("mom_carry_over", None)

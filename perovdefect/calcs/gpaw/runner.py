@@ -114,7 +114,7 @@ class _ExcitedPerGeometry(Calculator):
     With `carry_maxiter` (setting mom_carry_over; LCAO) the MOM state of the previous geometry
     is carried to the next (GPAW's MOM follows its occupied orbitals by overlap), at most that
     many SCF iterations. A carried SCF that does not converge in them, or that lands more than
-    MAX_CARRIED_RISE_EV above the previous geometry's energy (no BFGS step of <= 0.2 A raises
+    MAX_CARRIED_CHANGE_EV from the previous geometry's energy (no BFGS step of <= 0.2 A moves
     it that much: another state), is replaced by the fresh start at that geometry; a carried
     state that converges to another state within that window is not detected. Measured on the
     9-atom CsPbBr3 V_Br^0 cell (sz(dzp), h 0.3): ~10 SCF iterations per carried geometry
@@ -152,28 +152,40 @@ class _ExcitedPerGeometry(Calculator):
             self.gpaw.dft.scf_loop.maxiter = self.carry_maxiter
 
     def _carried(self) -> bool:
-        """Converge the excited state at the new geometry from the previous one's; False
-        (nothing kept) when it does not converge within carry_maxiter iterations or lands
-        more than MAX_CARRIED_RISE_EV (eV) above the previous geometry's energy."""
-        from gpaw import ConvergenceError
-        previous = self.last_energy  # (ASE resets self.results when the atoms move)
+        """Converge the excited state at the new geometry from the previous one's
+        (_converge_carried); False (nothing kept: a fresh start follows) when it fails."""
         self.work.positions = self.atoms.positions
-        try:
-            energy = float(self.work.get_potential_energy())
-        except ConvergenceError:
-            _log(f"DeltaSCF: the carried excited state did not converge in "
-                 f"{self.carry_maxiter} SCF iterations; fresh ground state + MOM instead")
-            self.work = None
-            return False
-        if previous is not None and energy - previous > MAX_CARRIED_RISE_EV:
-            _log(f"DeltaSCF: the carried excited state lies {energy - previous:.2f} eV above "
-                 "the previous geometry's (another state); fresh ground state + MOM instead")
+        energy = _converge_carried(self.work, self.carry_maxiter, self.last_energy,
+                                   "the previous geometry")
+        if energy is None:
             self.work = None
             return False
         self.results = {"energy": energy, "forces": np.asarray(self.work.get_forces())}
-        _log(f"DeltaSCF: excited state carried to the new geometry "
-             f"({self.gpaw.get_number_of_iterations()} SCF iterations)")
         return True
+
+
+def _converge_carried(work, maxiter: int, previous_eV: float | None,
+                      source: str) -> float | None:
+    """Converge `work` (atoms whose GPAW calculator holds the state of another geometry) in at
+    most `maxiter` SCF iterations and return its energy (eV); None, with the reason logged,
+    when it does not converge or lands more than MAX_CARRIED_CHANGE_EV (eV) from `previous_eV`,
+    the energy of the geometry it came from (another state: no BFGS step of <= 0.2 A and no
+    CC step moves the energy that much). The caller then starts afresh."""
+    from gpaw import ConvergenceError
+    work.calc.dft.scf_loop.maxiter = maxiter
+    try:
+        energy = float(work.get_potential_energy())
+    except ConvergenceError:
+        _log(f"carry-over from {source}: not converged in {maxiter} SCF iterations; fresh "
+             "start instead")
+        return None
+    if previous_eV is not None and abs(energy - previous_eV) > MAX_CARRIED_CHANGE_EV:
+        _log(f"carry-over from {source}: {energy - previous_eV:+.2f} eV from its energy "
+             "(another state); fresh start instead")
+        return None
+    _log(f"state carried from {source} ({work.calc.get_number_of_iterations()} SCF "
+         "iterations)")
+    return energy
 
 
 def _spinor_localization(soc, eps: np.ndarray, occ: np.ndarray, band_weights: dict, atoms,
@@ -217,17 +229,29 @@ def _spinor_localization(soc, eps: np.ndarray, occ: np.ndarray, band_weights: di
 #: 9-11 on the 21-atom Cs4PbBr6 V_Br^0 cell, where the 4 carried SCFs of 18 that failed each
 #: spent the whole limit (then 40: ~4 min each) before the fresh start
 MOM_CARRY_MAXITER = 25
-#: eV: a carried excited state this far above the previous geometry's energy is another state
-MAX_CARRIED_RISE_EV = 1.0
+#: eV: a carried state this far (up or down) from the previous geometry's energy is another
+#: state
+MAX_CARRIED_CHANGE_EV = 1.0
 
 
 def carries_mom(settings: dict, excitation: str | None, task: str) -> bool:
     """Where the setting mom_carry_over carries a MOM excited state between geometries: in an
     excited-state relaxation, and in an LCAO excited single point run after the previous
     point of a path (the CC diagram). The one rule for the step digest, the relaxation's
-    resume key and the backend's LCAO check."""
+    resume key and the backend's LCAO check: a carried MOM state may follow another excited
+    state than a fresh HOMO -> LUMO would, so the setting identifies these steps."""
     return bool(settings.get("mom_carry_over") and excitation
                 and (task == "relax" or settings.get("mode") == "lcao"))
+
+
+def carries_state(settings: dict, excitation: str | None, task: str) -> bool:
+    """Where the runner tries to carry a state: carries_mom's steps, and LCAO ground-state
+    single points after another point of the same system (a CC point of the ground surface, a
+    ladder static after a static). These are left out of the digest: an aufbau SCF converges
+    to the same ground state from any start within its tolerance (measured on the CC path:
+    1e-4 eV from a fresh one, tests/test_periodic_luminescence.py)."""
+    return carries_mom(settings, excitation, task) or bool(
+        settings.get("mom_carry_over") and task == "static" and settings.get("mode") == "lcao")
 
 
 def _carry_source(previous: str | None, carry_key: str) -> dict | None:
@@ -239,47 +263,36 @@ def _carry_source(previous: str | None, carry_key: str) -> dict | None:
     return info
 
 
-def _carried_single_point(info: dict, atoms, p: dict, settings: dict, run_dir: Path):
+def _carried_single_point(info: dict, atoms, p: dict, run_dir: Path):
     """(calc, atoms) converged at this geometry from the previous point's wave functions (and
-    its MOM occupations for an excited state: GPAW's MOM follows them by overlap), at most
-    MOM_CARRY_MAXITER SCF iterations; None (start afresh) when the previous state cannot be
-    carried here (smeared MOM occupations, another symmetry), does not converge, or lands
-    more than MAX_CARRIED_RISE_EV above the previous point (another state)."""
-    from gpaw import GPAW, ConvergenceError
+    its MOM occupations for an excited state: GPAW's MOM follows them by overlap) by
+    _converge_carried, its GPAW text in RUN_DIR/gpaw-carried.txt; None (start afresh) when
+    the previous state cannot be carried here (smeared MOM occupations, another symmetry, an
+    unreadable file), does not converge, or lands too far from the previous point's energy."""
+    from gpaw import GPAW
     from gpaw.mpi import world
-    kw: dict = {"txt": str(run_dir / "gpaw.txt")}
+    kw: dict = {"txt": str(run_dir / "gpaw-carried.txt")}
     if world.size > 1 and p["soc"]:
         kw["parallel"] = {"kpt": 1, "domain": world.size}
-    calc = GPAW(info["gpw"], **kw)
-    work = calc.get_atoms()
-    if p.get("excitation"):
-        f = [np.asarray(calc.get_occupation_numbers(kpt=0, spin=s), float)
-             for s in range(calc.get_number_of_spins())]
-        if any(np.abs(x - np.round(x)).max() > 1e-6 for x in f):
-            _log("carry-over: the previous point's MOM occupations are smeared "
-                 "(mom_width_eV > 0); fresh ground state + MOM instead")
-            return None
-        from gpaw.mom import prepare_mom_calculation
-        prepare_mom_calculation(calc, work, [np.round(x) for x in f], width=0.0)
-    calc.dft.scf_loop.maxiter = MOM_CARRY_MAXITER
-    work.positions = atoms.positions
     try:
-        energy = float(work.get_potential_energy())
-    except ConvergenceError:
-        _log(f"carry-over: not converged in {MOM_CARRY_MAXITER} SCF iterations from "
-             f"{info['gpw']}; fresh start instead")
-        return None
+        calc = GPAW(info["gpw"], **kw)
+        work = calc.get_atoms()
+        if p.get("excitation"):
+            f = [np.asarray(calc.get_occupation_numbers(kpt=0, spin=s), float)
+                 for s in range(calc.get_number_of_spins())]
+            if any(np.abs(x - np.round(x)).max() > 1e-6 for x in f):
+                _log("carry-over: the previous point's MOM occupations are smeared "
+                     "(mom_width_eV > 0); fresh ground state + MOM instead")
+                return None
+            from gpaw.mom import prepare_mom_calculation
+            prepare_mom_calculation(calc, work, [np.round(x) for x in f], width=0.0)
+        work.positions = atoms.positions
+        energy = _converge_carried(work, MOM_CARRY_MAXITER, info["energy_eV"], info["gpw"])
     except Exception as exc:  # noqa: BLE001 - e.g. gpaw's SymmetryBrokenError: start afresh
-        _log(f"carry-over from {info['gpw']} impossible here ({type(exc).__name__}); fresh "
-             "start instead")
+        _log(f"carry-over from {info['gpw']} impossible here ({type(exc).__name__}: {exc}); "
+             "fresh start instead")
         return None
-    if energy - info["energy_eV"] > MAX_CARRIED_RISE_EV:
-        _log(f"carry-over: {energy - info['energy_eV']:.2f} eV above the previous point "
-             "(another state); fresh start instead")
-        return None
-    _log(f"state carried from {info['gpw']} ({calc.get_number_of_iterations()} SCF "
-         "iterations)")
-    return calc, work
+    return None if energy is None else (calc, work)
 
 #: every geometry of a relaxation, kept so that an interrupted relaxation resumes
 RELAX_TRAJECTORY = "relax.traj"
@@ -439,6 +452,8 @@ def run(run_dir: Path) -> None:
     from gpaw.mpi import world
 
     job = json.loads((run_dir / "job.json").read_text())
+    if world.rank == 0:  # an earlier run's state is not this run's until it is written anew
+        (run_dir / "ground_state.json").unlink(missing_ok=True)
     p, settings, kpoints = job["protocol"], job["settings"], job["kpoints"]
     atoms = ase.io.read(run_dir / job["structure"], format="extxyz")
     if p["spin_polarized"]:
@@ -459,8 +474,8 @@ def run(run_dir: Path) -> None:
     reuse = _reusable(job.get("previous"), key) if p["task"] == "static" and pw else None
     # mom_carry_over: an LCAO single point after the previous point of a path starts from it
     carry = _carry_source(job.get("previous"), carry_key) if p["task"] == "static" and \
-        not pw and settings.get("mom_carry_over") else None
-    carried = _carried_single_point(carry, atoms, p, settings, run_dir) if carry else None
+        carries_state(settings, p.get("excitation"), p["task"]) else None
+    carried = _carried_single_point(carry, atoms, p, run_dir) if carry else None
     if carried is not None:
         calc, atoms = carried
         converged = True
