@@ -89,8 +89,9 @@ def test_thermodynamics_temperatures_are_checked_and_do_not_resubmit(tmp_path):
 
 def test_shipped_native_defect_campaign_builds(tmp_path):
     """workflows/cs4pbbr6_native_defects_gpaw.yaml (the example campaign of the candidate
-    emitters): V_Br, both Br_Cs sites and the 18e Br interstitial in the 22-atom cell, each
-    charge relaxed from ShakeNBreak's starts, then the static step from the chosen one."""
+    emitters): V_Br, both Br_Cs sites and the 18e Br interstitial in the 22-atom cell; V_Br
+    relaxed from ShakeNBreak's starts in each charge (ground_state_search.defects), then the
+    static step from the chosen one; the others relaxed from their built cells."""
     from pathlib import Path
 
     from perovdefect.workflows.campaign import build_workflows
@@ -99,9 +100,13 @@ def test_shipped_native_defect_campaign_builds(tmp_path):
     wfs = build_workflows(spec, tmp_path / "runs")
     names = [fw.name for wf in wfs.values() for fw in wf.fws]
     searched = sorted(n.split("/")[2] for n in names if n.endswith("/ground_state"))
-    assert searched == [f"{d}_q{q}" for d in ("Br_Cs_18e", "Br_Cs_6a", "Br_i_18e", "V_Br")
-                        for q in ("+1", "0")]
+    assert searched == ["V_Br_q+1", "V_Br_q0"]
+    base = "cs4pbbr6-native-defects/Cs4PbBr6_supercell-d9.5"
+    unsearched = ("Br_Cs_18e", "Br_Cs_6a", "Br_i_18e")
+    for label in [f"{d}_q{q}" for d in unsearched for q in ("+1", "0")]:
+        assert f"{base}/{label}/relax" in names and f"{base}/{label}/pbe" in names
+        assert not any(n.split("/")[2].startswith(f"{label}@") for n in names)
     for label in searched:  # the chosen start goes on to the static step
-        assert f"cs4pbbr6-native-defects/Cs4PbBr6_supercell-d9.5/{label}/pbe" in names
+        assert f"{base}/{label}/pbe" in names and f"{base}/{label}/relax" not in names
         starts = [n for n in names if n.split("/")[2].startswith(f"{label}@")]
         assert any("Unperturbed" in n for n in starts) and len(starts) >= 2
