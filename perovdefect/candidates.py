@@ -162,6 +162,8 @@ class CandidateRow(Part):
     below_threshold: bool = False
     #: what the row lacks, in words (empty: nothing)
     missing: list[str] = Field(default_factory=list)
+    #: what its numbers rest on that the user must know (an unconverged step, ...)
+    warnings: list[str] = Field(default_factory=list)
 
 
 class CandidateTable(Document):
@@ -175,6 +177,8 @@ class CandidateTable(Document):
     #: measured lifetimes the radiative ones are compared with (label -> ns)
     measured_lifetimes_ns: dict[str, float] = Field(default_factory=dict)
     min_concentration_cm3: float
+    #: the chemical-potential limit of the concentrations (None: LIMIT_RULE_FIRST's)
+    limit: str | None = None
     limit_rule: str
     ranking_rule: str
     screen_note: str = SCREEN_NOTE
@@ -219,15 +223,17 @@ def candidate_table(table: CampaignTable, measured_pl_nm: float,
     return CandidateTable(
         campaign=campaign, measured_pl_nm=measured_pl_nm, measured_pl_eV=pl_eV,
         measured_fwhm_nm=measured_fwhm_nm, measured_lifetimes_ns=lifetimes,
-        min_concentration_cm3=min_concentration_cm3,
-        limit_rule=LIMIT_RULE_FIRST if limit is None else f"the limit {limit!r} (given)",
+        min_concentration_cm3=min_concentration_cm3, limit=limit,
+        limit_rule=LIMIT_RULE_FIRST if limit is None
+        else f"the chemical-potential limit {limit!r}",
         ranking_rule=RANKING_RULE.format(min=min_concentration_cm3), rows=rows)
 
 
 def campaign_candidates(campaigns_dir: str | Path, table: CampaignTable) -> list[CandidateTable]:
-    """The candidate table of every campaign in `table` whose campaign file
+    """The candidate tables of every campaign in `table` whose campaign file
     (campaigns_dir/NAME.yaml, as `campaign submit` copied it) gives a measured PL (`pl_nm`;
-    its `luminescence: pl_fwhm_nm` as the measured width): what `campaign collect` adds."""
+    its `luminescence: pl_fwhm_nm` as the measured width), one per limit of
+    synthesis_limits: what `campaign collect` adds."""
     from perovdefect.workflows.spec import load_campaign
     out = []
     for name in campaigns(table):
@@ -238,8 +244,21 @@ def campaign_candidates(campaigns_dir: str | Path, table: CampaignTable) -> list
         if spec.pl_nm is None:
             continue
         fwhm = spec.luminescence.pl_fwhm_nm if spec.luminescence is not None else None
-        out.append(candidate_table(table, spec.pl_nm, fwhm, campaign=name))
+        rich = spec.thermodynamics.rich_element if spec.thermodynamics is not None else "Br"
+        out += [candidate_table(table, spec.pl_nm, fwhm, limit=limit, campaign=name)
+                for limit in synthesis_limits(table, name, rich)]
     return out
+
+
+def synthesis_limits(table: CampaignTable, campaign: str | None, rich_element: str = "Br"
+                     ) -> list[str | None]:
+    """The limits a campaign's candidates are ranked at: both ends of the rich element's
+    range ('<X>-rich', '<X>-poor') where its concentrations were solved there -- which defect
+    exists, so which one can glow, turns on that chemical potential -- else [None]
+    (LIMIT_RULE_FIRST)."""
+    have = {lim.limit for e in table.concentrations if e.result is not None
+            and (campaign is None or e.campaign == campaign) for lim in e.result.limits}
+    return [x for x in (f"{rich_element}-rich", f"{rich_element}-poor") if x in have] or [None]
 
 
 def campaigns(table: CampaignTable) -> list[str]:
@@ -373,7 +392,19 @@ def _row(table: CampaignTable, key: Key, label: str | None,
         rank=0, campaign=campaign, model=model, defect=defect, charge=charge, label=label,
         concentration=conc, states=states, screen=screen, emission=pred,
         ranked_by="emission" if pred else "Kohn-Sham screen" if screen else "nothing",
-        below_threshold=total is not None and total < min_cm3, missing=missing)
+        below_threshold=total is not None and total < min_cm3, missing=missing,
+        warnings=_unconverged(table, key))
+
+
+def _unconverged(table: CampaignTable, key: Key) -> list[str]:
+    """The finished ladder steps of this defect charge state whose calculation did not
+    converge (a relaxation stopped at its step limit, an SCF that did not converge): the
+    row's energies and levels are of that state. Ground-state search starts are left out
+    (their search document lists them)."""
+    return [f"its {r.step} step did not converge ({r.run_dir}): the row's numbers rest on "
+            "that unconverged result" for r in table.steps
+            if (r.campaign, r.model, r.defect or _defect(r.label), r.charge) == key
+            and r.role == "defect" and "@" not in r.label and r.converged is False]
 
 
 def _concentration(table: CampaignTable, key: Key, limit: str | None,

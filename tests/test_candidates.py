@@ -112,7 +112,8 @@ def test_rows_are_ranked_by_the_stated_rule(gan, table, limit):
     got = [(r.model, r.defect, r.charge) for r in out.rows]
     assert got == _expected_order(gan, limit)
     assert [r.rank for r in out.rows] == list(range(1, len(got) + 1))
-    assert "1e+12 cm^-3" in out.ranking_rule and out.limit_rule == f"the limit {limit!r} (given)"
+    assert "1e+12 cm^-3" in out.ranking_rule
+    assert out.limit_rule == f"the chemical-potential limit {limit!r}"
     assert ("molecule", "V_Br", -1) not in got  # no finished step: not computed
     gan_rows = [r for r in out.rows if r.model.startswith("GaN-32")]
     assert all(r.below_threshold for r in gan_rows) == (limit == "N-rich")
@@ -310,3 +311,55 @@ def test_report_section_and_rebuild(table, tmp_path):
     assert again.measured_fwhm_nm == pytest.approx(6.0 * 2 * np.sqrt(2 * np.log(2)), rel=1e-3)
     assert again.rows[0].emission.peak_deviation_nm == pytest.approx(
         e.predicted_peak_nm - again.measured_pl_nm)
+
+
+def test_ranked_at_both_ends_of_the_rich_element(gan, table):
+    """Where the concentrations were solved at '<X>-rich' and '<X>-poor', a campaign's
+    candidates are ranked at each (which defect exists, so which can glow, turns on that
+    chemical potential), else at the first limit; the report's re-ranking keeps the limits."""
+    from types import SimpleNamespace
+
+    from perovdefect.candidates import candidate_table, synthesis_limits
+    from perovdefect.report.candidates import candidate_view, report_candidates
+    assert synthesis_limits(table, CAMPAIGN) == [None]
+    assert synthesis_limits(table, CAMPAIGN, "N") == ["N-rich"]
+
+    def relabel(doc):
+        return doc.model_copy(update={"limits": [lim.model_copy(update={
+            "limit": "N-poor" if lim.limit.startswith("off") else lim.limit})
+            for lim in doc.limits]})
+    both = table.model_copy(update={"concentrations": [
+        c.model_copy(update={"result": relabel(c.result) if c.result else None})
+        for c in table.concentrations]})
+    limits = synthesis_limits(both, CAMPAIGN, "N")
+    assert limits == ["N-rich", "N-poor"]
+    tables = [candidate_table(both, PL_NM, FWHM_NM, limit=x, campaign=CAMPAIGN) for x in limits]
+    for t, x in zip(tables, limits):
+        assert t.limit == x and x in t.limit_rule
+        assert {r.concentration.limit for r in t.rows if r.concentration} == {x}
+    # V_N totals ~1e4 cm^-3 at N-rich (below the threshold), far more at the low mu_N end
+    assert all(r.below_threshold for r in tables[0].rows if r.concentration)
+    assert not any(r.below_threshold for r in tables[1].rows if r.concentration)
+    again = report_candidates(both.model_copy(update={"candidates": tables}),
+                              lifetimes=[SimpleNamespace(level="ON", tau_ns=9.0)])
+    assert [t.limit for t in again] == limits
+    assert [v["label"] for v in candidate_view(again)] == [f"{CAMPAIGN}, {x}" for x in limits]
+
+
+def test_unconverged_steps_are_named_on_their_row(table):
+    """A ladder step of a defect charge state that did not converge (a relaxation stopped at
+    its step limit) is a warning on that row; an unconverged ground-state-search start is
+    not (the search chose among them), and other rows get none."""
+    from perovdefect.candidates import candidate_table
+    from perovdefect.workflows.table import StepRow
+    step = {"campaign": CAMPAIGN, "role": "defect", "state": "COMPLETED", "fw_id": 9,
+            "model": "GaN-64", "defect": "V_N", "charge": 0, "total_energy_eV": -99.0}
+    rows = [StepRow(**step, label="V_N_q0", step="relax", run_dir="r/relax", converged=False),
+            StepRow(**step, label="V_N_q0@Rattled", step="relax", run_dir="r/rattled",
+                    converged=False)]
+    t = candidate_table(table.model_copy(update={"steps": table.steps + rows}), PL_NM,
+                        campaign=CAMPAIGN)
+    warned = {(r.model, r.defect, r.charge): r.warnings for r in t.rows if r.warnings}
+    assert list(warned) == [("GaN-64", "V_N", 0)]
+    (w,) = warned[("GaN-64", "V_N", 0)]
+    assert "relax step did not converge (r/relax)" in w

@@ -37,6 +37,11 @@ def _charge_pairs(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--compound", help="With a competing-phase table: the host crystal whose limits "
               "apply (default: the host calculation's formula; give it for cluster models, "
               "e.g. Cs4PbBr6).")
+@click.option("--max-host-above-hull", "max_above_hull", type=FiniteFloat(min=0, max=500),
+              default=0.0, show_default=True, metavar="MEV_PER_ATOM",
+              help="With a competing-phase table: a host at most this far above the hull "
+                   "(meV/atom) is shifted down onto it (doped's treatment of an unstable "
+                   "host) and the shift is stated beside the result; 0: refused.")
 @click.option("--correction", type=click.Choice(["none", "fnv", "efnv"]), default="fnv",
               show_default=True, help="Finite-size correction for periodic cells.")
 @click.option("--dielectric", type=FiniteFloat(min=1.0, max=1e4),
@@ -64,14 +69,14 @@ def _charge_pairs(values: tuple[str, ...]) -> dict[str, int]:
 @click.option("--dos-smearing", "dos_smearing", type=FiniteFloat(min=0, min_open=True, max=1.0),
               default=0.005, show_default=True,
               help="With --fermi: Gaussian width (eV) of each host state in the carrier DOS.")
-def formation(bulk, defects, chempots, compound, correction, dielectric, charge_pairs,
-              defect_name, output, force, as_json, fermi, temperature_K, quench_K, sites,
-              dos_smearing) -> None:
+def formation(bulk, defects, chempots, compound, max_above_hull, correction, dielectric,
+              charge_pairs, defect_name, output, force, as_json, fermi, temperature_K, quench_K,
+              sites, dos_smearing) -> None:
     """Formation energies at the chemical-potential limits and charge-transition levels;
     with --fermi also the Fermi level and the concentrations at synthesis and after a quench."""
     from perovdefect.parsers import parse
-    from perovdefect.thermo.calculations import (formation_from_calculations,
-                                                 read_chemical_potentials)
+    from perovdefect.thermo.calculations import formation_from_calculations, read_limits
+    from perovdefect.thermo.model_formation import with_limits_note
     output_file(output, force)
     _check_fermi_options(fermi, temperature_K, quench_K, sites, chempots)
     given = _charge_pairs(charge_pairs)
@@ -84,9 +89,10 @@ def formation(bulk, defects, chempots, compound, correction, dielectric, charge_
         raise click.BadParameter(f"{sorted(unknown)} is not one of the --defect paths",
                                  param_hint="--charge")
     charges = {str(doc.source): given[d] for d, doc in zip(defects, docs) if d in given}
-    mus = read_chemical_potentials(chempots, host, compound) if chempots else None
-    result = formation_from_calculations(host, docs, charges, mus, correction, dielectric,
-                                         defect_name)
+    mus, note = read_limits(chempots, host, compound, max_above_hull * 1e-3) if chempots \
+        else (None, None)
+    result = with_limits_note(formation_from_calculations(
+        host, docs, charges, mus, correction, dielectric, defect_name), note)
     if fermi:
         from perovdefect.thermo.concentrations import solve_thermodynamics
         result.thermodynamics = solve_thermodynamics(

@@ -18,7 +18,7 @@ HEADER = ["rank", "model", "defect", "charge", "concentration (cm^-3)", "defect 
           "PREDICTED PL peak (nm)", "predicted minus PL (nm)",
           "at its hybrid (+SOC estimate) correction (nm)", "corrected minus PL (nm)",
           "predicted FWHM (nm)",
-          "radiative lifetime (ns)", "ranked by", "missing"]
+          "radiative lifetime (ns)", "ranked by", "missing", "warnings"]
 
 
 def report_candidates(table: Any, peak: Any = None, lifetimes: list | None = None
@@ -32,16 +32,21 @@ def report_candidates(table: Any, peak: Any = None, lifetimes: list | None = Non
     taus = {t.level: t.tau_ns for t in lifetimes or []}
     if peak is None and not taus:
         return list(table.candidates)
-    own = {c.campaign: c for c in table.candidates}
+    own: dict[str | None, list[CandidateTable]] = {}
+    for c in table.candidates:
+        own.setdefault(c.campaign, []).append(c)
     out = []
     for name in campaigns(table):
+        tables = own.get(name, [])
         if peak is not None:
             pl_nm, fwhm_nm = peak.center_nm, peak.fwhm_nm
-        elif name in own:
-            pl_nm, fwhm_nm = own[name].measured_pl_nm, own[name].measured_fwhm_nm
+        elif tables:
+            pl_nm, fwhm_nm = tables[0].measured_pl_nm, tables[0].measured_fwhm_nm
         else:
             continue  # no measured PL for this campaign
-        out.append(candidate_table(table, pl_nm, fwhm_nm, taus or None, campaign=name))
+        out += [candidate_table(table, pl_nm, fwhm_nm, taus or None, limit=limit,
+                                campaign=name)
+                for limit in [t.limit for t in tables] or [None]]
     return out
 
 
@@ -64,7 +69,8 @@ def _cells(r: CandidateRow) -> list:
         else f"{e.corrected_deviation_nm:+.1f}",
         f"{e.predicted_fwhm_nm:.1f}" if e else "-",
         "-" if e is None or e.radiative_lifetime_ns is None
-        else f"{e.radiative_lifetime_ns:.4g}", r.ranked_by, "; ".join(r.missing) or "-"]
+        else f"{e.radiative_lifetime_ns:.4g}", r.ranked_by, "; ".join(r.missing) or "-",
+        "; ".join(r.warnings) or "-"]
 
 
 def _measured(t: CandidateTable) -> str:
@@ -103,7 +109,8 @@ def _emission_notes(t: CandidateTable) -> list[str]:
 
 def candidate_view(tables: list[CandidateTable]) -> list[dict[str, Any]]:
     """What the template's candidate section shows, one entry per table."""
-    return [{"label": t.campaign or "campaign", "measured": _measured(t),
+    return [{"label": (t.campaign or "campaign") + (f", {t.limit}" if t.limit else ""),
+             "measured": _measured(t),
              "rule": t.ranking_rule, "limit_rule": t.limit_rule, "screen": t.screen_note,
              "charge_rule": t.emission_charge_rule, "header": HEADER,
              "rows": [_cells(r) for r in t.rows], "emissions": _emission_notes(t)}

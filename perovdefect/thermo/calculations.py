@@ -27,7 +27,7 @@ from perovdefect.thermo.corrections import (check_cluster_bound, freysoldt_corre
 from perovdefect.thermo.chempots import host_stability, stability_region
 from perovdefect.thermo.documents import (ClusterBoundCheck, CompetingPhases, Correction,
                                           DefectThermodynamics, FormationEnergyDiagram,
-                                          PhaseEnergy)
+                                          PhaseEnergy, StabilityRegion)
 from perovdefect.thermo.formation import formation_energy_diagram
 
 CorrectionKind = Literal["none", "fnv", "efnv"]
@@ -221,11 +221,20 @@ def formation_from_calculations(
 
 def read_chemical_potentials(path: str | Path, host: ElectronicStructure | None = None,
                              compound: str | None = None) -> dict[str, dict[str, float]]:
-    """A JSON or YAML file: {label: {element: mu_eV_per_atom}}, a StabilityRegion JSON, or a
-    CompetingPhases JSON (a campaign's thermodynamics.json, or the shipped table: `shipped`),
-    whose region for `compound` (default: the host calculation's formula; give the crystal for a
-    cluster model) is taken; its code, level of theory and basis must be the host calculation's
-    (absolute chemical potentials are only comparable within one)."""
+    """The limits of read_limits (no host shifted onto the hull)."""
+    return read_limits(path, host, compound)[0]
+
+
+def read_limits(path: str | Path, host: ElectronicStructure | None = None,
+                compound: str | None = None, max_host_above_hull_eV_per_atom: float = 0.0
+                ) -> tuple[dict[str, dict[str, float]], str | None]:
+    """({label: {element: mu_eV_per_atom}}, what they rest on or None) from a JSON or YAML
+    file: such a mapping, a StabilityRegion JSON, or a CompetingPhases JSON (a campaign's
+    thermodynamics.json, or the shipped table: `shipped`), whose region for `compound`
+    (default: the host calculation's formula; give the crystal for a cluster model) is taken;
+    its code, level of theory and basis must be the host calculation's (absolute chemical
+    potentials are only comparable within one). A host of a CompetingPhases table at most
+    max_host_above_hull_eV_per_atom above the hull is shifted onto it, and the note says so."""
     import json
 
     import yaml
@@ -239,12 +248,17 @@ def read_chemical_potentials(path: str | Path, host: ElectronicStructure | None 
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise AnalysisError(f"{path}: not JSON/YAML ({exc})") from None
     if isinstance(data, dict) and "regions" in data:
-        phases = CompetingPhases.from_dict(data, source=str(path))
+        phases = shift_unstable_hosts(CompetingPhases.from_dict(data, source=str(path)),
+                                      max_host_above_hull_eV_per_atom)
         if host is None or host.structure is None:
             raise AnalysisError(f"{path}: a competing-phase table needs the host calculation "
                                 "(its formula picks the region)")
-        return limits_for(phases, host, compound, str(path))
+        return (limits_for(phases, host, compound, str(path)),
+                shift_note_for(phases, host, compound))
+    note = None
     if isinstance(data, dict) and "limits" in data:
+        if data.get("host_shift_eV_per_atom"):
+            note = StabilityRegion.from_dict(data, source=str(path)).shift_note()
         data = {lim["label"]: lim["mu_eV"] for lim in data["limits"]}
     ok = isinstance(data, dict) and data and all(
         isinstance(v, dict) and all(isinstance(x, (int, float)) and np.isfinite(x)
@@ -252,7 +266,16 @@ def read_chemical_potentials(path: str | Path, host: ElectronicStructure | None 
     if not ok:
         raise AnalysisError(f"{path}: expected {{label: {{element: mu_eV}}}} with finite "
                             f"numbers, got {json.dumps(data)[:120]}")
-    return {str(k): {str(e): float(x) for e, x in v.items()} for k, v in data.items()}
+    return {str(k): {str(e): float(x) for e, x in v.items()} for k, v in data.items()}, note
+
+
+def shift_note_for(phases: CompetingPhases, host: ElectronicStructure,
+                   compound: str | None = None) -> str | None:
+    """The shift note of the region limits_for takes (None when its host is on the hull)."""
+    from pymatgen.core import Composition
+    formula = Composition(compound or "".join(host.structure.symbols)).reduced_formula
+    region = phases.regions.get(formula)
+    return None if region is None else region.shift_note()
 
 
 def limits_for(phases: CompetingPhases, host: ElectronicStructure, compound: str | None = None,
@@ -314,11 +337,13 @@ def phase_energy(doc: ElectronicStructure) -> PhaseEnergy:
 
 
 def limits_from_calculations(phases: list[ElectronicStructure], hosts: list[str],
-                             rich_element: str = "Br") -> CompetingPhases:
+                             rich_element: str = "Br",
+                             max_host_above_hull_eV_per_atom: float = 0.0) -> CompetingPhases:
     """Each host's stability and chemical-potential limits from finished competing-phase
     calculations of one code and level of theory (an AnalysisError names the file that
     differs). Of two calculations of one formula (Br2 molecule and solid) the lower energy per
-    formula unit enters, as on a convex hull; both are listed."""
+    formula unit enters, as on a convex hull; both are listed. A host at most
+    max_host_above_hull_eV_per_atom above the hull is shifted onto it (shift_unstable_hosts)."""
     if not phases:
         raise AnalysisError("no competing-phase calculations given")
     for doc in phases[1:]:
@@ -342,7 +367,28 @@ def limits_from_calculations(phases: list[ElectronicStructure], hosts: list[str]
     notes = [f"{f}: {n} calculations; the lowest energy per formula unit is on the hull"
              for f, n in counts.items() if n > 1]
     basis, cutoff = _basis(phases[0])
-    return CompetingPhases(code=phases[0].code, level_of_theory=phases[0].level_of_theory,
-                           basis=basis, cutoff_eV=cutoff, theory=phases[0].theory,
-                           phases=energies,
-                           stability=stability, regions=regions, problems=problems, notes=notes)
+    table = CompetingPhases(code=phases[0].code, level_of_theory=phases[0].level_of_theory,
+                            basis=basis, cutoff_eV=cutoff, theory=phases[0].theory,
+                            phases=energies, stability=stability, regions=regions,
+                            problems=problems, notes=notes)
+    return shift_unstable_hosts(table, max_host_above_hull_eV_per_atom, rich_element)
+
+
+def shift_unstable_hosts(table: CompetingPhases, max_host_above_hull_eV_per_atom: float,
+                         rich_element: str = "Br") -> CompetingPhases:
+    """The table with each host that has no region because it lies at most
+    max_host_above_hull_eV_per_atom (eV/atom) above the hull given the region of the host
+    shifted onto the hull (perovdefect.thermo.chempots.stability_region), its problem replaced
+    by a note that says so; the table itself is returned when nothing is shifted."""
+    shifted = {host: stability_region(host, table.phases, rich_element,
+                                      max_host_above_hull_eV_per_atom=
+                                      max_host_above_hull_eV_per_atom)
+               for host in table.problems
+               if host in table.stability and table.stability[host].energy_above_hull_eV_per_atom
+               <= max_host_above_hull_eV_per_atom}
+    if not shifted:
+        return table
+    return table.model_copy(update={
+        "regions": {**table.regions, **shifted},
+        "problems": {h: p for h, p in table.problems.items() if h not in shifted},
+        "notes": table.notes + [r.shift_note() for r in shifted.values()]})

@@ -29,6 +29,11 @@ CS_PB_BR_PHASES: tuple[str, ...] = ("Cs", "Pb", "Br2", "CsBr", "PbBr2", "CsPbBr3
 #: Two vertices (or a vertex and a hyperplane) closer than this (eV/atom) are the same.
 _TOL_EV = 1e-5
 
+#: How far below the hull (eV/atom) a host above it is put when it may be shifted: doped's
+#: margin (CompetingPhasesAnalyzer, 0.1 meV/atom), so that the stability region is a thin
+#: sliver around the decomposition products rather than a degenerate line.
+HULL_MARGIN_EV_PER_ATOM = 1e-4
+
 
 def _phases(phases: Mapping[str, float] | Iterable[PhaseEnergy]) -> list[PhaseEnergy]:
     if isinstance(phases, Mapping):
@@ -94,7 +99,8 @@ def host_stability(host: str, phases: Mapping[str, float] | Iterable[PhaseEnergy
 
 def stability_region(host: str, phases: Mapping[str, float] | Iterable[PhaseEnergy],
                      rich_element: str = "Br",
-                     tolerance_eV_per_atom: float = 1e-6) -> StabilityRegion:
+                     tolerance_eV_per_atom: float = 1e-6,
+                     max_host_above_hull_eV_per_atom: float = 0.0) -> StabilityRegion:
     """The host's stability region and its vertices (chemical-potential limits).
 
     Args:
@@ -105,20 +111,32 @@ def stability_region(host: str, phases: Mapping[str, float] | Iterable[PhaseEner
             '<X>-rich', the lowest '<X>-poor' (ties: the first in a deterministic order; for a
             vacancy of X only mu_X enters, so tied vertices give the same formation energy).
         tolerance_eV_per_atom: how far above the hull still counts as stable.
+        max_host_above_hull_eV_per_atom: a host at most this far above the hull is shifted
+            down onto it (by its energy above the hull plus HULL_MARGIN_EV_PER_ATOM, as doped
+            does for an unstable host) and the region is that of the just-stable host; the
+            shift is recorded in the document (`host_shift_eV_per_atom`). 0: refused.
 
     Raises:
-        UnstableHostError: the host lies above the hull (the message gives the energy above
-            the hull and the decomposition); no chemical-potential region exists.
+        UnstableHostError: the host lies above the hull by more than the allowed shift (the
+            message gives the energy above the hull and the decomposition).
     """
     plist = _phases(phases)
     stab = host_stability(host, plist, tolerance_eV_per_atom)
+    shift = 0.0
     if not stab.stable:
-        products = " + ".join(f"{f:.3f} {k}" for k, f in stab.decomposition.items())
-        raise UnstableHostError(
-            f"{stab.host} lies {stab.energy_above_hull_eV_per_atom * 1e3:.1f} meV/atom above "
-            f"the convex hull of the phases given (decomposes into {products} per atom): it "
-            "has no stability region, so no chemical-potential limits")
-    pd, entry = _phase_diagram(host, plist)
+        e_hull = stab.energy_above_hull_eV_per_atom
+        if e_hull > max_host_above_hull_eV_per_atom:
+            products = " + ".join(f"{f:.3f} {k}" for k, f in stab.decomposition.items())
+            allowed = (f"more than the {max_host_above_hull_eV_per_atom * 1e3:g} meV/atom "
+                       "allowed to be shifted onto the hull" if max_host_above_hull_eV_per_atom
+                       else "and no shift onto the hull was allowed "
+                       "(max_host_above_hull_meV_per_atom)")
+            raise UnstableHostError(
+                f"{stab.host} lies {e_hull * 1e3:.1f} meV/atom above the convex hull of the "
+                f"phases given (decomposes into {products} per atom), {allowed}: it has no "
+                "stability region, so no chemical-potential limits")
+        shift = e_hull + HULL_MARGIN_EV_PER_ATOM
+    pd, entry = _phase_diagram(host, _shifted(plist, stab.host, shift))
     # Formation-energy entries (elemental references at 0), as pymatgen-analysis-defects does;
     # the host is forced onto the hull within the tolerance so it has a domain.
     form_entries = []
@@ -172,4 +190,16 @@ def stability_region(host: str, phases: Mapping[str, float] | Iterable[PhaseEner
             mu_eV={el: refs[el] + dmu[el] for el in elements}))
     return StabilityRegion(host=host_red, elements=elements,
                            elemental_reference_eV_per_atom=refs, phases=plist,
-                           stability=stab, limits=limits)
+                           stability=stab, limits=limits, host_shift_eV_per_atom=shift)
+
+
+def _shifted(phases: list[PhaseEnergy], host: str, shift_eV_per_atom: float
+             ) -> list[PhaseEnergy]:
+    """The phases with every entry of the host's composition lowered by shift_eV_per_atom
+    (eV per atom, times the atoms of the entry's formula unit)."""
+    if not shift_eV_per_atom:
+        return phases
+    red = Composition(host).reduced_formula
+    return [p.model_copy(update={"energy_per_formula_unit_eV": p.energy_per_formula_unit_eV -
+                                 shift_eV_per_atom * Composition(p.formula).num_atoms})
+            if Composition(p.formula).reduced_formula == red else p for p in phases]

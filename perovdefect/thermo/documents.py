@@ -55,6 +55,22 @@ class StabilityRegion(Document):
     phases: list[PhaseEnergy]
     stability: HostStability
     limits: list[ChemicalPotentialLimit]
+    #: eV/atom the host's energy was lowered to put it onto the hull (0: it is on the hull);
+    #: `stability` keeps the unshifted numbers
+    host_shift_eV_per_atom: float = 0.0
+
+    def shift_note(self) -> str | None:
+        """What a shifted host means for every number built on these limits, else None."""
+        if not self.host_shift_eV_per_atom:
+            return None
+        s = self.stability
+        products = " + ".join(f"{f:.3f} {k}" for k, f in s.decomposition.items())
+        return (f"{self.host} lies {s.energy_above_hull_eV_per_atom * 1e3:.1f} meV/atom above "
+                f"the hull of its competing phases at this level of theory (decomposes into "
+                f"{products} per atom); its energy was lowered by "
+                f"{self.host_shift_eV_per_atom * 1e3:.1f} meV/atom onto the hull (doped's "
+                "treatment of an unstable host), so these are the limits of a just-stable "
+                f"{self.host}: formation energies and concentrations at them rest on that shift")
 
     def limit(self, label: str) -> ChemicalPotentialLimit:
         """The vertex with this label ('Br-rich', 'Br-poor', 'vertex-3', ...)."""
@@ -87,6 +103,10 @@ class CompetingPhases(Document):
         """{limit label: {element: absolute mu (eV/atom)}} of one host."""
         if host not in self.regions:
             why = self.problems.get(host, f"not among {sorted(self.regions)}")
+            if host in self.stability and not self.stability[host].stable:
+                why += ("; a host near the hull can be shifted onto it: "
+                        "thermodynamics.max_host_above_hull_meV_per_atom (campaign) or "
+                        "--max-host-above-hull (formation)")
             raise AnalysisError(f"no chemical-potential limits for {host}: {why}")
         return {lim.label: dict(lim.mu_eV) for lim in self.regions[host].limits}
 

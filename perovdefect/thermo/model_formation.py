@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from perovdefect.calcs.document import ElectronicStructure
 from perovdefect.errors import PerovDefectError
 from perovdefect.thermo.calculations import (CorrectionKind, FormationResult,
-                                             formation_from_calculations, limits_for)
+                                             formation_from_calculations, limits_for,
+                                             shift_note_for)
 from perovdefect.thermo.documents import CompetingPhases
 
 
@@ -37,9 +38,19 @@ def formation_by_defect(host: ElectronicStructure,
             eps = dielectric
             if eps is None and charged and correction != "none":
                 eps = dielectric_constant(dielectric_compound or compound).value
-            out[name] = formation_from_calculations(
+            out[name] = with_limits_note(formation_from_calculations(
                 host, list(docs), chemical_potentials=limits_for(phases, host, compound, source),
-                correction=correction, dielectric=eps, defect_name=name)
+                correction=correction, dielectric=eps, defect_name=name),
+                shift_note_for(phases, host, compound))
         except PerovDefectError as exc:
             out[name] = str(exc)
     return out
+
+
+def with_limits_note(result: FormationResult, note: str | None) -> FormationResult:
+    """The result with what its chemical-potential limits rest on (a host shifted onto the
+    hull) in its chemical_potentials text and its warnings; unchanged when note is None."""
+    if note:
+        result.chemical_potentials = f"given limits; {note}"
+        result.warnings.append(note)
+    return result

@@ -77,10 +77,12 @@ def model_key(spec: CampaignSpec, model: ModelSpec) -> str:
 
 def thermo_key(spec: CampaignSpec) -> str:
     """Identity of the competing-phase workflow."""
-    # correction and dielectric are applied by `campaign collect`, not run: not part of it
+    # what `campaign collect` applies (correction, dielectric, temperatures, the host's shift
+    # onto the hull) is not run: not part of it
     payload = {"code": spec.code, "tier": spec.tier, "protocol": spec.protocol,
                "settings": spec.settings, "thermodynamics": spec.thermodynamics.model_dump(
-                   exclude={"correction", "dielectric", "temperature_K", "quench_temperature_K"})}
+                   exclude={"correction", "dielectric", "temperature_K", "quench_temperature_K",
+                            "max_host_above_hull_meV_per_atom"})}
     return f"{spec.name}/{THERMO_LABEL}/{_digest(payload)}"
 
 

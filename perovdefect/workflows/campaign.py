@@ -474,12 +474,16 @@ def _formation(project: str | Path, table: CampaignTable, docs: dict) -> None:
     correction, and, with a synthesis temperature, the Fermi level and concentrations of the
     periodic models; a model or defect that cannot be analysed gets its reason instead.
     `docs`: the step results collect read, by run directory."""
+    from perovdefect.thermo.calculations import shift_unstable_hosts
     from perovdefect.workflows.spec import load_campaign
     for name, phases in table.thermodynamics.items():
         spec_file = project_paths(project)["root"] / "campaigns" / f"{name}.yaml"
         if not spec_file.is_file():
             continue
         spec = load_campaign(spec_file)
+        t = spec.thermodynamics
+        phases = table.thermodynamics[name] = shift_unstable_hosts(
+            phases, t.max_host_above_hull_meV_per_atom * 1e-3, t.rich_element)
         for model in spec.models:
             if _formula_unit(model.compound) in spec.thermodynamics.hosts:
                 _model_formation(table, docs, spec, model, phases)

@@ -110,6 +110,10 @@ class ThermodynamicsSpec(_Strict):
     #: the ladder step whose total energies enter (a static step of the campaign's tier)
     step: str = "pbe"
     rich_element: str = "Br"
+    #: a host at most this far above the hull of the phases (meV/atom) is shifted down onto it
+    #: (doped's treatment of an unstable host) by `campaign collect`, and the shift is stated
+    #: beside every formation energy; 0: such a host has no limits, so no formation energies
+    max_host_above_hull_meV_per_atom: float = Field(0.0, ge=0, le=500, allow_inf_nan=False)
     #: finite-size correction of charged periodic defects (clusters need none); eFNV needs
     #: atomic-site potentials, which the result documents do not hold yet
     correction: Literal["fnv", "none"] = "fnv"
