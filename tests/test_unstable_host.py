@@ -39,9 +39,9 @@ def test_refused_by_default_and_beyond_the_allowed_shift():
 
 
 def test_shifted_limits_are_those_doped_finds():
-    """Every vertex of the shifted region is a vertex of doped's renormalised phase diagram,
-    and doped's one limit for an unstable host (its first vertex) is one of ours; the host's
-    unshifted stability and the shift are kept in the document."""
+    """Every limit of the shifted region is a vertex of doped's renormalised phase diagram,
+    and doped's one limit for an unstable host (its first vertex) is one of ours (to the
+    sliver's width); the host's unshifted stability and the shift are kept in the document."""
     pytest.importorskip("doped")
     from doped.chemical_potentials import CompetingPhasesAnalyzer
     from pymatgen.core import Composition
@@ -64,11 +64,14 @@ def test_shifted_limits_are_those_doped_finds():
     theirs = [{str(el): mu - refs[str(el)] for el, mu in v.items()}
               for v in pd.get_all_chempots(Composition("Cs4PbBr6")).values()]
     ours = [lim.delta_mu_eV for lim in region.limits]
-    assert [lim.label for lim in region.limits][::len(ours) - 1] == ["Br-rich", "Br-poor"]
+    # the sliver's twin vertices (~1 meV apart) are one limit, in equilibrium with the
+    # decomposition products CsPbBr3 + CsBr and the rich / poor element's phase
+    assert [(lim.label, lim.competing_phases) for lim in region.limits] == [
+        ("Br-rich", ["Br", "CsBr", "CsPbBr3"]), ("Br-poor", ["CsBr", "CsPbBr3", "Pb"])]
     for mu in ours:
         assert any(all(abs(mu[el] - t[el]) < 1e-6 for el in mu) for t in theirs), mu
     (doped_limit,) = chempots["limits_wrt_el_refs"].values()
-    assert any(all(abs(mu[el] - doped_limit[el]) < 1e-4 for el in mu) for mu in ours)
+    assert any(all(abs(mu[el] - doped_limit[el]) < 2e-3 for el in mu) for mu in ours)
     note = region.shift_note()
     assert "35.4 meV/atom above" in note and "lowered by 35.5 meV/atom" in note
 

@@ -33,6 +33,11 @@ _TOL_EV = 1e-5
 #: margin (CompetingPhasesAnalyzer, 0.1 meV/atom), so that the stability region is a thin
 #: sliver around the decomposition products rather than a degenerate line.
 HULL_MARGIN_EV_PER_ATOM = 1e-4
+#: Vertices of a shifted host closer than this (eV) are one limit: its region is a sliver
+#: HULL_MARGIN_EV_PER_ATOM wide (times the atoms per formula unit over a stoichiometric
+#: coefficient: ~1.5 meV for Cs4PbBr6) around the line where it meets its decomposition
+#: products, and the phases in equilibrium at a limit are those of both edges.
+_SLIVER_EV = 5e-3
 
 
 def _phases(phases: Mapping[str, float] | Iterable[PhaseEnergy]) -> list[PhaseEnergy]:
@@ -148,19 +153,20 @@ def stability_region(host: str, phases: Mapping[str, float] | Iterable[PhaseEner
     if host_red not in cpd.domains:  # pragma: no cover - guarded by host_stability
         raise UnstableHostError(f"{host_red} has no domain in the chemical-potential diagram")
     elements = [el.symbol for el in cpd.elements]
-    verts = np.asarray(cpd.domains[host_red], float)
-    verts = verts[~np.any(np.isclose(verts, cpd.default_min_limit), axis=1)]
-    # unique vertices
-    uniq: list[np.ndarray] = []
-    for v in verts:
-        if not any(np.allclose(v, u, atol=_TOL_EV) for u in uniq):
-            uniq.append(v)
-    if not uniq:
-        raise AnalysisError(f"{host_red}: the stability region has no finite vertex")
     if rich_element not in elements:
         raise AnalysisError(f"rich_element {rich_element!r} is not in {elements}")
     ix = elements.index(rich_element)
-    uniq.sort(key=lambda v: (-round(v[ix], 6), *np.round(v, 6)))
+    verts = np.asarray(cpd.domains[host_red], float)
+    verts = verts[~np.any(np.isclose(verts, cpd.default_min_limit), axis=1)]
+    verts = sorted(verts, key=lambda v: (-round(v[ix], 6), *np.round(v, 6)))
+    # unique vertices (a shifted host's sliver: the pairs across it are one limit)
+    tol = _SLIVER_EV if shift else _TOL_EV
+    uniq: list[np.ndarray] = []
+    for v in verts:
+        if not any(np.allclose(v, u, atol=tol) for u in uniq):
+            uniq.append(v)
+    if not uniq:
+        raise AnalysisError(f"{host_red}: the stability region has no finite vertex")
     refs = {el.symbol: float(pd.el_refs[el].energy_per_atom) for el in pd.elements}
     # which other stable phases are in equilibrium at each vertex: their hyperplane
     # sum_i x_i dmu_i = formation energy per atom passes through the vertex
@@ -183,7 +189,7 @@ def stability_region(host: str, phases: Mapping[str, float] | Iterable[PhaseEner
         else:
             label = f"vertex-{k}"
         neighbours = sorted({name for name, frac, h in planes
-                             if abs(frac @ v - h) < 1e-4})
+                             if abs(frac @ v - h) < max(1e-4, tol)})
         dmu = {el: float(x) + 0.0 for el, x in zip(elements, v)}  # no -0.0
         limits.append(ChemicalPotentialLimit(
             label=label, competing_phases=neighbours, delta_mu_eV=dmu,
