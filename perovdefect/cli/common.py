@@ -251,6 +251,7 @@ LIBRARY_OPTIONS: dict[str, tuple[str, ...]] = {
     "host": ("--host",),
     "launchpad_file": ("--launchpad",),
     "max_atoms": ("--max-atoms",),
+    "max_host_above_hull_meV_per_atom": ("--max-host-above-hull",),
     "max_memory_gb": ("--max-memory-gb",),
     "project": ("--project",),
     "rep_rate_hz": ("--rep-rate-mhz",),

@@ -135,7 +135,7 @@ def stability_region(host: str, phases: Mapping[str, float] | Iterable[PhaseEner
             allowed = (f"more than the {max_host_above_hull_eV_per_atom * 1e3:g} meV/atom "
                        "allowed to be shifted onto the hull" if max_host_above_hull_eV_per_atom
                        else "and no shift onto the hull was allowed "
-                       "(max_host_above_hull_meV_per_atom)")
+                       "(`max_host_above_hull_meV_per_atom`)")
             raise UnstableHostError(
                 f"{stab.host} lies {e_hull * 1e3:.1f} meV/atom above the convex hull of the "
                 f"phases given (decomposes into {products} per atom), {allowed}: it has no "

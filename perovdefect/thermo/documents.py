@@ -105,8 +105,7 @@ class CompetingPhases(Document):
             why = self.problems.get(host, f"not among {sorted(self.regions)}")
             if host in self.stability and not self.stability[host].stable:
                 why += ("; a host near the hull can be shifted onto it: "
-                        "thermodynamics.max_host_above_hull_meV_per_atom (campaign) or "
-                        "--max-host-above-hull (formation)")
+                        "`max_host_above_hull_meV_per_atom`")
             raise AnalysisError(f"no chemical-potential limits for {host}: {why}")
         return {lim.label: dict(lim.mu_eV) for lim in self.regions[host].limits}
 
