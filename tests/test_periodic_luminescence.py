@@ -392,13 +392,13 @@ def test_carried_single_point_falls_back_to_a_fresh_start(tmp_path, monkeypatch,
     atoms = molecule("H2O")
     info = {"gpw": "gs.gpw", "energy_eV": -10.0}
     made_energy = [-10.3, None, -8.5, -11.5]
-    kept = runner._carried_single_point(info, atoms, p, tmp_path)
+    kept = runner._carried_single_point(info, atoms, p, tmp_path, {})
     assert kept is not None and kept[1].get_potential_energy() == -10.3
     assert kept[0].dft.scf_loop.maxiter == runner.MOM_CARRY_MAXITER
-    assert runner._carried_single_point(info, atoms, p, tmp_path) is None  # not converged
-    assert runner._carried_single_point(info, atoms, p, tmp_path) is None  # 1.5 eV up
-    assert runner._carried_single_point(info, atoms, p, tmp_path) is None  # 1.5 eV down
-    assert runner._carried_single_point({**info, "gpw": "broken"}, atoms, p, tmp_path) is None
+    assert runner._carried_single_point(info, atoms, p, tmp_path, {}) is None  # not converged
+    assert runner._carried_single_point(info, atoms, p, tmp_path, {}) is None  # 1.5 eV up
+    assert runner._carried_single_point(info, atoms, p, tmp_path, {}) is None  # 1.5 eV down
+    assert runner._carried_single_point({**info, "gpw": "broken"}, atoms, p, tmp_path, {}) is None
     assert made and all(t.endswith("gpaw-carried.txt") for t in made)
     out = capsys.readouterr().out
     assert "not converged in 25 SCF iterations" in out and "+1.50 eV" in out \
@@ -505,3 +505,29 @@ def test_carried_excited_relaxation_matches_a_fresh_excited_state(tmp_path):
         relaxed, Protocol(name="cc-excited", **excitation), tmp_path / "fresh",
         {"gpaw_cores": 1})
     assert relax.total_energy_eV == pytest.approx(fresh.total_energy_eV, abs=2e-3)
+
+
+@needs_gpaw
+def test_gamma_only_runs_split_the_grid_not_the_spins(monkeypatch):
+    """Under MPI a Gamma-only run (a supercell or a cluster) decomposes the grid, as SOC and
+    plane waves do; a k-point-sampled LCAO run keeps GPAW's default (k-points and spins over
+    the ranks); one rank sets nothing."""
+    import gpaw.mpi
+    from ase.build import bulk, molecule
+
+    from perovdefect.calcs.gpaw import runner
+
+    class TwoRanks:
+        size = 2
+    monkeypatch.setattr(gpaw.mpi, "world", TwoRanks())
+    lcao, pw = {"mode": "lcao"}, {"mode": "pw"}
+    plain, soc = {"soc": False}, {"soc": True}
+    crystal, cluster = bulk("Cu", cubic=True), molecule("H2O")
+    domain = {"parallel": {"kpt": 1, "domain": 2}}
+    assert runner._layout(plain, lcao, [1, 1, 1], crystal) == domain
+    assert runner._layout(plain, lcao, [4, 4, 4], cluster) == domain  # no k-points there
+    assert runner._layout(plain, lcao, [4, 4, 4], crystal) == {}
+    assert runner._layout(soc, lcao, [4, 4, 4], crystal) == domain
+    assert runner._layout(plain, pw, [4, 4, 4], crystal) == domain
+    monkeypatch.setattr(gpaw.mpi, "world", type("OneRank", (), {"size": 1})())
+    assert runner._layout(plain, lcao, [1, 1, 1], crystal) == {}
