@@ -315,6 +315,7 @@ class _StubGpaw:
     def __init__(self, script: list):
         self.script = script
         self.dft = type("D", (), {"scf_loop": type("S", (), {"maxiter": 333})()})()
+        self.hooks: dict = {}
 
     def get_potential_energy(self, atoms=None, force_consistent=False):
         from gpaw import ConvergenceError
@@ -531,3 +532,36 @@ def test_gamma_only_runs_split_the_grid_not_the_spins(monkeypatch):
     assert runner._layout(plain, pw, [4, 4, 4], crystal) == domain
     monkeypatch.setattr(gpaw.mpi, "world", type("OneRank", (), {"size": 1})())
     assert runner._layout(plain, lcao, [1, 1, 1], crystal) == {}
+
+
+@needs_gpaw
+def test_a_lost_carried_state_stops_at_its_first_scf_iteration(tmp_path, capsys):
+    """A carried SCF whose first iteration lies more than CARRY_LOST_EV from the previous
+    geometry's energy (a state MOM lost after a long step started ~90 eV too high in the
+    21-atom cell) stops there and hands over to the fresh start, instead of spending all
+    MOM_CARRY_MAXITER iterations; a carried state that holds converges as before, and the hook
+    is removed either way (real GPAW, H2 in LCAO; the 'lost' case is a previous energy placed
+    20 eV away)."""
+    from ase.build import molecule
+    from gpaw import GPAW
+
+    from perovdefect.calcs.gpaw import runner
+    work = molecule("H2", vacuum=3.0)
+    work.calc = GPAW(mode="lcao", basis="sz(dzp)", h=0.3, symmetry="off",
+                     txt=str(tmp_path / "gpaw.txt"))
+    e0 = work.get_potential_energy()
+    work.positions[1, 2] += 0.05
+    assert runner._converge_carried(work, 25, e0 + 20.0, "the test geometry") is None
+    assert work.calc.dft.scf_loop.niter == 1
+    assert "scf_step" not in work.calc.hooks
+    import re
+    out = capsys.readouterr().out
+    lost = re.search(r"SCF iteration 1 at ([-+]\d+\.\d) eV from its energy", out)
+    assert lost and -21.0 < float(lost.group(1)) < -19.0  # the 20 eV placed, less the move
+    work.calc = GPAW(mode="lcao", basis="sz(dzp)", h=0.3, symmetry="off",
+                     txt=str(tmp_path / "gpaw2.txt"))
+    e1 = work.get_potential_energy()
+    work.positions[1, 2] -= 0.02
+    carried = runner._converge_carried(work, 25, e1, "the test geometry")
+    assert carried is not None and abs(carried - e1) < runner.MAX_CARRIED_CHANGE_EV
+    assert work.calc.dft.scf_loop.niter > 1 and "scf_step" not in work.calc.hooks
