@@ -7,10 +7,10 @@ DIR to time a change).
 Runs (or resumes) the whole DeltaSCF chain of V_Br^0 in the Cs4PbBr6 crystal on the smallest
 primitive-cell supercell whose images are at least --min-image-distance apart (21 atoms at
 9.5 A) with the local code's quick settings and a small basis (the settings of the shipped
-result), then prints the wall time of every step, the total and the goal, and the run's E_abs, ZPL,
-E_em, Delta Q, S and PL peak and width beside the shipped result's (what a faster setting
-costs in accuracy). A finished DIR is
-only read (`--out` of an earlier run): each step keeps the wall time recorded when it ran.
+result), then prints the wall time of every step, the total and the goal, and the run's
+E_abs, ZPL, E_em, Delta Q, S and PL peak and width beside the shipped result's (what a faster
+setting costs in accuracy). A finished DIR is only read (`--out` of an earlier run): each step
+keeps the wall time recorded when it ran.
 About an hour of DFT on 2 cores: not part of the test suite. Measured 2026-12-05 (2 idle
 cores, --setting mom_carry_over=true --setting grid_spacing_A=0.3): 48.7 min, goal not met.
 """

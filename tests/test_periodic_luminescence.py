@@ -542,6 +542,8 @@ def test_a_lost_carried_state_stops_at_its_first_scf_iteration(tmp_path, capsys)
     MOM_CARRY_MAXITER iterations; a carried state that holds converges as before, and the hook
     is removed either way (real GPAW, H2 in LCAO; the 'lost' case is a previous energy placed
     20 eV away)."""
+    import re
+
     from ase.build import molecule
     from gpaw import GPAW
 
@@ -554,7 +556,6 @@ def test_a_lost_carried_state_stops_at_its_first_scf_iteration(tmp_path, capsys)
     assert runner._converge_carried(work, 25, e0 + 20.0, "the test geometry") is None
     assert work.calc.dft.scf_loop.niter == 1
     assert "scf_step" not in work.calc.hooks
-    import re
     out = capsys.readouterr().out
     lost = re.search(r"SCF iteration 1 at ([-+]\d+\.\d) eV from its energy", out)
     assert lost and -21.0 < float(lost.group(1)) < -19.0  # the 20 eV placed, less the move

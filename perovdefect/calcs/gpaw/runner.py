@@ -516,17 +516,14 @@ def run(run_dir: Path) -> None:
     # mom_carry_over: an LCAO single point after the previous point of a path starts from it
     carry = _carry_source(job.get("previous"), carry_key) if p["task"] == "static" and \
         carries_state(settings, p.get("excitation"), p["task"]) else None
-    carried = _carried_single_point(carry, atoms, p, run_dir,
-                                    _layout(p, settings, kpoints, atoms)) if carry else None
+    layout = _layout(p, settings, kpoints, atoms)
+    carried = _carried_single_point(carry, atoms, p, run_dir, layout) if carry else None
     if carried is not None:
         calc, atoms = carried
         converged = True
     elif reuse is not None:
         from gpaw.old.calculator import GPAW as OldGPAW
-        kw = {"txt": str(run_dir / "gpaw.txt")}
-        if world.size > 1:
-            kw["parallel"] = {"kpt": 1, "domain": world.size}
-        calc = OldGPAW(reuse["gpw"], **kw)
+        calc = OldGPAW(reuse["gpw"], txt=str(run_dir / "gpaw.txt"), **layout)
         atoms = calc.get_atoms()
         converged = True
         _log(f"ground state reused from {reuse['gpw']}")
