@@ -308,6 +308,30 @@ def test_carry_over_setting_is_checked_and_keeps_old_digests():
                        off.digest_settings(relax)) == "1cef886f802b59cb"
 
 
+def test_a_looser_density_criterion_for_relaxations_only():
+    """relax_density_convergence: a positive number or null; it identifies relaxations only,
+    and only when set (every digest from before it existed is kept); the command line reads
+    1e-4 (a string to YAML 1.1) as the number."""
+    from perovdefect.calcs import Protocol, get_backend
+    from perovdefect.calcs.gpaw.runner import _density_criterion
+    from perovdefect.cli.thermo import _key_values
+    from perovdefect.errors import ProtocolError
+    given = _key_values(("relax_density_convergence=1e-4",), "--setting")
+    assert given == {"relax_density_convergence": 1e-4}
+    for bad in ("1e-4x", 0, -1e-4):
+        with pytest.raises(ProtocolError, match="relax_density_convergence must be a positive"):
+            get_backend("gpaw", relax_density_convergence=bad)
+    off, loose = get_backend("gpaw"), get_backend("gpaw", **given)
+    relax, static = Protocol(task="relax"), Protocol()
+    assert loose.digest_settings(relax)["relax_density_convergence"] == 1e-4
+    for p in (static, None):
+        assert loose.digest_settings(p) == off.digest_settings(p)
+    assert "relax_density_convergence" not in off.digest_settings(relax)
+    assert _density_criterion({"task": "relax"}, loose.settings) == 1e-4
+    assert _density_criterion({"task": "static"}, loose.settings) == 1e-5
+    assert _density_criterion({"task": "relax"}, off.settings) == 1e-5
+
+
 class _StubGpaw:
     """Stands in for a GPAW calculation in the carry-over bookkeeping test: energies from a
     script, a carried SCF that fails when the script says so (gpaw.ConvergenceError)."""
@@ -492,7 +516,8 @@ def test_carried_excited_relaxation_matches_a_fresh_excited_state(tmp_path):
     is the one a fresh ground state + MOM gives there (the same excited state, not another)."""
     from perovdefect.calcs import Protocol, get_backend
     backend = get_backend("gpaw", mode="lcao", basis="sz(dzp)", grid_spacing_A=0.3,
-                          relax_fmax_eV_per_A=0.01, relax_max_steps=3, mom_carry_over=True)
+                          relax_fmax_eV_per_A=0.01, relax_max_steps=3, mom_carry_over=True,
+                          relax_density_convergence=1e-4)
     rec = small_vacancy_cell()
     excitation = {"excitation": "down:homo->lumo", "kpoints": (1, 1, 1)}
     relax, _ = backend.execute(rec, Protocol(name="relax-excited", task="relax", **excitation),
@@ -500,12 +525,53 @@ def test_carried_excited_relaxation_matches_a_fresh_excited_state(tmp_path):
     log = (tmp_path / "relax" / "run.log").read_text()
     assert log.count("state carried from the previous geometry") == 3, log
     assert log.count("MOM, Gaussian width") == 1  # one fresh ground + MOM: the first geometry
+    # the relaxation's geometries at the looser density criterion it was given
+    assert "[dens]ity change: 0.0001 electrons" in (tmp_path / "relax" / "gpaw.txt").read_text()
     relaxed = backend.relaxed_structure(tmp_path / "relax", rec)
     assert np.abs(relaxed.atoms.positions - rec.atoms.positions).max() > 0.01  # it moved
     fresh, _ = get_backend("gpaw", mode="lcao", basis="sz(dzp)", grid_spacing_A=0.3).execute(
         relaxed, Protocol(name="cc-excited", **excitation), tmp_path / "fresh",
         {"gpaw_cores": 1})
     assert relax.total_energy_eV == pytest.approx(fresh.total_energy_eV, abs=2e-3)
+    # the CC point at the excited minimum starts from the relaxation's last state (its gs.gpw)
+    # and converges it to the single points' own criterion
+    cc, _ = backend.execute(relaxed, Protocol(name="cc-excited", **excitation), tmp_path / "cc",
+                            {"gpaw_cores": 1}, tmp_path / "relax")
+    log = (tmp_path / "cc" / "run.log").read_text()
+    assert "state carried from" in log and "MOM, Gaussian width" not in log, log
+    assert "[dens]ity change: 1e-05 electrons" in (tmp_path / "cc" / "gpaw-carried.txt").read_text()
+    assert cc.total_energy_eV == pytest.approx(fresh.total_energy_eV, abs=1e-4)
+
+
+def test_each_cc_surface_is_walked_from_its_own_minimum(tmp_path):
+    """The CC points run outward from each surface's minimum (ground: fraction 0; excited:
+    fraction 1), the first after that minimum's relaxation, every other after its neighbour
+    towards the minimum, so that a backend carrying states never jumps across the path; the
+    energies come back in the order of the fractions."""
+    from types import SimpleNamespace
+
+    from perovdefect.calcs import Protocol
+    from perovdefect.optics.run import _surface
+    calls = []
+
+    def step(rec, protocol, name, previous):
+        calls.append((name, previous.name))
+        return SimpleNamespace(total_energy_eV=float(rec))
+
+    fractions = (0.0, 0.5, 1.0, 1.25, 0.25)
+    recs = [10 * f for f in fractions]  # stand-ins: the energy is 10 x the fraction
+    e = _surface(step, recs, fractions, Protocol(), "cc-excited", tmp_path / "relax-excited",
+                 start=1.0)
+    assert e == [0.0, 5.0, 10.0, 12.5, 2.5]
+    assert calls == [("cc-excited+1.00", "relax-excited"), ("cc-excited+0.50", "cc-excited+1.00"),
+                     ("cc-excited+0.25", "cc-excited+0.50"), ("cc-excited+0.00", "cc-excited+0.25"),
+                     ("cc-excited+1.25", "cc-excited+1.00")]
+    calls.clear()
+    e = _surface(step, recs, fractions, Protocol(), "cc-ground", tmp_path / "relax-ground",
+                 start=0.0)
+    assert e == [0.0, 5.0, 10.0, 12.5, 2.5]
+    assert [c[0][-5:] for c in calls] == ["+0.00", "+0.25", "+0.50", "+1.00", "+1.25"]
+    assert calls[0][1] == "relax-ground" and calls[1][1] == "cc-ground+0.00"
 
 
 @needs_gpaw

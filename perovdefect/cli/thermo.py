@@ -327,10 +327,23 @@ def _key_values(values: tuple[str, ...], option: str) -> dict:
         if not sep or not key.strip():
             raise click.BadParameter(f"{v!r}: expected KEY=VALUE", param_hint=option)
         try:
-            out[key.strip()] = yaml.safe_load(value)
+            out[key.strip()] = _number_or_as_read(yaml.safe_load(value))
         except yaml.YAMLError:
             raise click.BadParameter(f"{v!r}: unreadable value", param_hint=option) from None
     return out
+
+
+def _number_or_as_read(value):
+    """A string that Python reads as a finite number (YAML 1.1 reads 1e-4, without a dot,
+    as a string) as that number; anything else unchanged."""
+    import math
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
+    return value
 
 
 def _luminescence_record(structure_file, charge, cluster, padding):

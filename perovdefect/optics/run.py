@@ -167,17 +167,14 @@ def run_luminescence(record: StructureRecord, backend: Backend, root: str | Path
     if ground is None or excited is None:
         raise AnalysisError(f"{backend.name} left no relaxed structure under {root}")
     geoms = interpolate_geometries(ground.atoms, excited.atoms, fractions)
-    e_g, e_e = [], []
-    before: tuple[Path | None, Path | None] = (None, None)
-    for f, atoms in zip(fractions, geoms):
-        rec = StructureRecord(atoms, dict(record.metadata))
-        names = (f"cc-ground{f:+.2f}", f"cc-excited{f:+.2f}")
-        # each point after the previous one of its surface, whose state a backend may carry
-        e_g.append(step(rec, Protocol(name="cc-ground", **physics), names[0], before[0])
-                   .total_energy_eV)
-        e_e.append(step(rec, Protocol(name="cc-excited", excitation=excitation, **physics),
-                        names[1], before[1]).total_energy_eV)
-        before = (root / names[0], root / names[1])
+    recs = [StructureRecord(atoms, dict(record.metadata)) for atoms in geoms]
+    # each surface is walked from its own minimum, each point after the one before it (the
+    # first after that minimum's relaxation), whose state a backend may carry
+    e_g = _surface(step, recs, fractions, Protocol(name="cc-ground", **physics), "cc-ground",
+                   root / "relax-ground", start=0.0)
+    e_e = _surface(step, recs, fractions, Protocol(name="cc-excited", excitation=excitation,
+                                                   **physics),
+                   "cc-excited", root / "relax-excited", start=1.0)
     # one assembly (CC diagram, vertical transitions, line shape) for every route; imported
     # here: optics.assemble builds LuminescenceResult, defined in this module
     from perovdefect.optics.assemble import assemble
@@ -205,6 +202,26 @@ def run_luminescence(record: StructureRecord, backend: Backend, root: str | Path
         result.warnings.extend(result.level_correction.warnings)
     result.to_json(root / RESULT, indent=1)
     return result
+
+
+def _surface(step: Callable, recs: list[StructureRecord], fractions: tuple[float, ...],
+             protocol: Protocol, prefix: str, minimum: Path, start: float) -> list[float]:
+    """Total energies (eV) of one surface of the CC diagram at `fractions` (in their order),
+    run as steps ROOT/<prefix><fraction> outward from the fraction `start` (its minimum) on
+    each side: the point there after the relaxation in `minimum`, every other one after its
+    neighbour towards `start`."""
+    energies: dict[int, float] = {}
+    at = [i for i, f in enumerate(fractions) if f == start]
+    for side in (-1.0, 1.0):
+        out = sorted((i for i, f in enumerate(fractions) if (f - start) * side > 0),
+                     key=lambda i: abs(fractions[i] - start))
+        before = minimum
+        for i in at + out:
+            name = f"{prefix}{fractions[i]:+.2f}"
+            if i not in energies:
+                energies[i] = step(recs[i], protocol, name, before).total_energy_eV
+            before = minimum.parent / name
+    return [energies[i] for i in range(len(fractions))]
 
 
 def image_distance_A(atoms) -> float:

@@ -33,7 +33,7 @@ def _log(msg: str) -> None:
 def _calculator(p: dict, settings: dict, kpoints: list[int], atoms, txt: str, old: bool):
     kw: dict = {"xc": "PBE", "txt": txt, "charge": p["charge"],
                 "occupations": {"name": "fermi-dirac", "width": settings["smearing_eV"]},
-                "convergence": {"density": settings["density_convergence"]}}
+                "convergence": {"density": _density_criterion(p, settings)}}
     if settings["mode"] == "pw":
         from gpaw import PW
         kw["mode"] = PW(p["cutoff_eV"])
@@ -52,6 +52,14 @@ def _calculator(p: dict, settings: dict, kpoints: list[int], atoms, txt: str, ol
     else:
         from gpaw import GPAW
     return GPAW(**kw)
+
+
+def _density_criterion(p: dict, settings: dict) -> float:
+    """GPAW's density criterion (electrons per valence electron) for this step: the setting
+    relax_density_convergence for the geometries of a relaxation where it is set, else
+    density_convergence."""
+    loose = settings.get("relax_density_convergence")
+    return float(loose) if p["task"] == "relax" and loose else settings["density_convergence"]
 
 
 def _layout(p: dict, settings: dict, kpoints: list[int], atoms) -> dict:
@@ -307,16 +315,23 @@ def _carry_source(previous: str | None, carry_key: str) -> dict | None:
     return info
 
 
-def _carried_single_point(info: dict, atoms, p: dict, run_dir: Path, layout: dict):
+def _carried_single_point(info: dict, atoms, p: dict, run_dir: Path, layout: dict,
+                          density: float | None = None):
     """(calc, atoms) converged at this geometry from the previous point's wave functions (and
     its MOM occupations for an excited state: GPAW's MOM follows them by overlap) by
-    _converge_carried, its GPAW text in RUN_DIR/gpaw-carried.txt; None (start afresh) when
+    _converge_carried to the density criterion `density` (default: the file's own, which a
+    relaxation may have loosened), its GPAW text in RUN_DIR/gpaw-carried.txt; None (start afresh) when
     the previous state cannot be carried here (smeared MOM occupations, another symmetry, an
     unreadable file), does not converge, or lands too far from the previous point's energy."""
     from gpaw import GPAW
     kw: dict = {"txt": str(run_dir / "gpaw-carried.txt"), **layout}
     try:
         calc = GPAW(info["gpw"], **kw)
+        if density is not None:  # a gpw file brings its own criteria, GPAW's keywords ignored
+            from gpaw.new.scf import create_convergence_criteria
+            calc.dft.params.convergence = {**calc.dft.params.convergence, "density": density}
+            calc.dft.scf_loop.convergence = create_convergence_criteria(
+                {k: v for k, v in calc.dft.params.convergence.items() if k != "bands"})
         work = calc.get_atoms()
         if p.get("excitation"):
             f = [np.asarray(calc.get_occupation_numbers(kpt=0, spin=s), float)
@@ -355,6 +370,9 @@ def _resume_relaxation(run_dir: Path, atoms, job: dict) -> int:
     if not carries_mom(ident["settings"], p.get("excitation"), p["task"]):
         # as the step digest: keys of relaxations from before the setting existed are kept
         ident["settings"] = {k: v for k, v in ident["settings"].items() if k != "mom_carry_over"}
+    if ident["settings"].get("relax_density_convergence") is None:  # as the step digest
+        ident["settings"] = {k: v for k, v in ident["settings"].items()
+                             if k != "relax_density_convergence"}
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
     same_job = key_file.is_file() and key_file.read_text().strip() == key
     world.barrier()
@@ -517,7 +535,8 @@ def run(run_dir: Path) -> None:
     carry = _carry_source(job.get("previous"), carry_key) if p["task"] == "static" and \
         carries_state(settings, p.get("excitation"), p["task"]) else None
     layout = _layout(p, settings, kpoints, atoms)
-    carried = _carried_single_point(carry, atoms, p, run_dir, layout) if carry else None
+    carried = _carried_single_point(carry, atoms, p, run_dir, layout,
+                                    _density_criterion(p, settings)) if carry else None
     if carried is not None:
         calc, atoms = carried
         converged = True
@@ -562,8 +581,10 @@ def run(run_dir: Path) -> None:
     _log(f"{settings['mode'].upper()} PBE ground state E = {energy:.4f} eV "
          f"({time.time() - t0:.1f} s)")
     ground_state = dict(reuse or {}, key=key)
-    if reuse is None and p["task"] == "static" and (pw or settings.get("keep_wavefunctions",
-                                                                       True)):
+    # mom_carry_over: a relaxation keeps its last state too, for the CC point at its minimum
+    relax_kept = p["task"] == "relax" and settings.get("mom_carry_over") and not pw
+    if reuse is None and (relax_kept or p["task"] == "static" and (
+            pw or settings.get("keep_wavefunctions", True))):
         # the ground state a later hybrid/SOC step reuses (plane waves), and the wave functions
         # a finished run keeps for later analysis (transition dipoles; keep_wavefunctions)
         calc.write(str(run_dir / "gs.gpw"), mode="all")
