@@ -330,6 +330,14 @@ def test_a_looser_density_criterion_for_relaxations_only():
     assert _density_criterion({"task": "relax"}, loose.settings) == 1e-4
     assert _density_criterion({"task": "static"}, loose.settings) == 1e-5
     assert _density_criterion({"task": "relax"}, off.settings) == 1e-5
+    # the BFGS step limit of excited relaxations: in their digests only, and only when set
+    with pytest.raises(ProtocolError, match="excited_max_step_A must be a positive number"):
+        get_backend("gpaw", excited_max_step_A=True)
+    short = get_backend("gpaw", excited_max_step_A=0.08)
+    excited = Protocol(task="relax", excitation="down:homo->lumo")
+    assert short.digest_settings(excited)["excited_max_step_A"] == 0.08
+    for p in (relax, static, Protocol(excitation="down:homo->lumo"), None):
+        assert short.digest_settings(p) == off.digest_settings(p)
 
 
 class _StubGpaw:
@@ -511,24 +519,38 @@ def test_cc_points_carried_along_the_path_match_fresh_ones(tmp_path):
 @pytest.mark.slow
 @needs_gpaw
 def test_carried_excited_relaxation_matches_a_fresh_excited_state(tmp_path):
-    """Issue 18, item 8: with mom_carry_over the excited relaxation carries GPAW's MOM state
-    from geometry to geometry (fewer SCF iterations); at the geometry it ends on, its energy
-    is the one a fresh ground state + MOM gives there (the same excited state, not another)."""
+    """Issue 18, item 8: with mom_carry_over the excited relaxation starts from the ground
+    relaxation's last state (the same geometry) and carries GPAW's MOM state from geometry to
+    geometry (fewer SCF iterations); at the geometry it ends on, its energy is the one a fresh
+    ground state + MOM gives there (the same excited state, not another)."""
     from perovdefect.calcs import Protocol, get_backend
     backend = get_backend("gpaw", mode="lcao", basis="sz(dzp)", grid_spacing_A=0.3,
                           relax_fmax_eV_per_A=0.01, relax_max_steps=3, mom_carry_over=True,
-                          relax_density_convergence=1e-4)
-    rec = small_vacancy_cell()
-    excitation = {"excitation": "down:homo->lumo", "kpoints": (1, 1, 1)}
+                          relax_density_convergence=1e-4, excited_max_step_A=0.02)
+    gamma = {"kpoints": (1, 1, 1)}
+    backend.execute(small_vacancy_cell(), Protocol(name="relax-ground", task="relax", **gamma),
+                    tmp_path / "ground", {"gpaw_cores": 1})
+    rec = backend.relaxed_structure(tmp_path / "ground", small_vacancy_cell())
+    excitation = {"excitation": "down:homo->lumo", **gamma}
     relax, _ = backend.execute(rec, Protocol(name="relax-excited", task="relax", **excitation),
-                               tmp_path / "relax", {"gpaw_cores": 1})
+                               tmp_path / "relax", {"gpaw_cores": 1}, tmp_path / "ground")
     log = (tmp_path / "relax" / "run.log").read_text()
+    assert "the first geometry's ground state from" in log, log
+    # the ground state there was converged already: a fresh one takes ~10 SCF iterations
+    first = (tmp_path / "relax" / "gpaw.txt").read_text().split("Converged in ")[1]
+    assert int(first.split()[0]) <= 4, first[:40]
     assert log.count("state carried from the previous geometry") == 3, log
     assert log.count("MOM, Gaussian width") == 1  # one fresh ground + MOM: the first geometry
     # the relaxation's geometries at the looser density criterion it was given
     assert "[dens]ity change: 0.0001 electrons" in (tmp_path / "relax" / "gpaw.txt").read_text()
     relaxed = backend.relaxed_structure(tmp_path / "relax", rec)
     assert np.abs(relaxed.atoms.positions - rec.atoms.positions).max() > 0.01  # it moved
+    # no BFGS step moved an atom further than excited_max_step_A
+    import ase.io
+    frames = ase.io.read(tmp_path / "relax" / "relax.traj", index=":")
+    steps = [np.linalg.norm(b.positions - a.positions, axis=1).max()
+             for a, b in zip(frames, frames[1:])]
+    assert len(steps) == 3 and max(steps) <= 0.02 + 1e-9 and max(steps) > 0.015, steps
     fresh, _ = get_backend("gpaw", mode="lcao", basis="sz(dzp)", grid_spacing_A=0.3).execute(
         relaxed, Protocol(name="cc-excited", **excitation), tmp_path / "fresh",
         {"gpaw_cores": 1})

@@ -162,7 +162,7 @@ def run_luminescence(record: StructureRecord, backend: Backend, root: str | Path
 
     step(record, ground_p, "relax-ground")
     ground = backend.relaxed_structure(root / "relax-ground", record)
-    step(ground, excited_p, "relax-excited")
+    step(ground, excited_p, "relax-excited", root / "relax-ground")  # may start from its state
     excited = backend.relaxed_structure(root / "relax-excited", ground)
     if ground is None or excited is None:
         raise AnalysisError(f"{backend.name} left no relaxed structure under {root}")

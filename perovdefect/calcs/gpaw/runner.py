@@ -144,10 +144,13 @@ class _ExcitedPerGeometry(Calculator):
     implemented_properties = ["energy", "forces"]
 
     def __init__(self, factory, excitation: str, width_eV: float, run_dir: Path,
-                 carry_maxiter: int | None = None):
+                 carry_maxiter: int | None = None, start=None):
         super().__init__()
         self.factory, self.excitation, self.width_eV = factory, excitation, width_eV
         self.run_dir, self.carry_maxiter = run_dir, carry_maxiter
+        # start(txt): the converged ground state at the first geometry (a GPAW calculation
+        # writing to txt), or None: the first fresh start begins from it instead of from atoms
+        self.start = start
         self.gpaw = self.work = self.last_energy = None
         self.n_geometries = 0  # fresh starts (each writes its own GPAW text file)
 
@@ -162,7 +165,16 @@ class _ExcitedPerGeometry(Calculator):
         txt = "gpaw.txt" if self.n_geometries == 0 else \
             f"gpaw-geometry{self.n_geometries:03d}.txt"
         self.n_geometries += 1
-        self.gpaw = self.factory(str(self.run_dir / txt))
+        start, self.start = self.start, None
+        self.gpaw = None
+        if start is not None:
+            try:
+                self.gpaw = start(str(self.run_dir / txt))
+            except Exception as exc:  # noqa: BLE001 - an unreadable file: start afresh
+                _log(f"the ground state of the first geometry could not be read "
+                     f"({type(exc).__name__}: {exc}); fresh start instead")
+        if self.gpaw is None:
+            self.gpaw = self.factory(str(self.run_dir / txt))
         self.work = self.atoms.copy()
         self.work.calc = self.gpaw
         _excite(self.gpaw, self.work, self.excitation, self.width_eV)
@@ -315,6 +327,36 @@ def _carry_source(previous: str | None, carry_key: str) -> dict | None:
     return info
 
 
+def _read_state(gpw: str, txt: str, layout: dict, density: float | None = None):
+    """The GPAW calculation saved in `gpw`, writing to `txt`, in the MPI `layout`, converging
+    to the density criterion `density` (None: the file's own; a gpw file brings its own
+    criteria and GPAW ignores keywords given with it, so they are replaced here)."""
+    from gpaw import GPAW
+    calc = GPAW(gpw, txt=txt, **layout)
+    if density is not None:
+        from gpaw.new.scf import create_convergence_criteria
+        calc.dft.params.convergence = {**calc.dft.params.convergence, "density": density}
+        calc.dft.scf_loop.convergence = create_convergence_criteria(
+            {k: v for k, v in calc.dft.params.convergence.items() if k != "bands"})
+    return calc
+
+
+def _ground_start(previous: str | None, p: dict, settings: dict, kpoints: list[int], atoms,
+                  layout: dict):
+    """For the first geometry of an excited relaxation (setting mom_carry_over): start(txt)
+    reading the previous step's state when it is this system's ground state at exactly this
+    geometry (the ground relaxation it starts from keeps its last state), else None."""
+    info = _state_file(previous)
+    key = _ground_state_key({**p, "excitation": None}, settings, kpoints, atoms)
+    if info is None or info.get("key") != key:
+        return None
+
+    def start(txt: str):
+        _log(f"the first geometry's ground state from {info['gpw']}")
+        return _read_state(info["gpw"], txt, layout, _density_criterion(p, settings))
+    return start
+
+
 def _carried_single_point(info: dict, atoms, p: dict, run_dir: Path, layout: dict,
                           density: float | None = None):
     """(calc, atoms) converged at this geometry from the previous point's wave functions (and
@@ -323,15 +365,8 @@ def _carried_single_point(info: dict, atoms, p: dict, run_dir: Path, layout: dic
     relaxation may have loosened), its GPAW text in RUN_DIR/gpaw-carried.txt; None (start afresh) when
     the previous state cannot be carried here (smeared MOM occupations, another symmetry, an
     unreadable file), does not converge, or lands too far from the previous point's energy."""
-    from gpaw import GPAW
-    kw: dict = {"txt": str(run_dir / "gpaw-carried.txt"), **layout}
     try:
-        calc = GPAW(info["gpw"], **kw)
-        if density is not None:  # a gpw file brings its own criteria, GPAW's keywords ignored
-            from gpaw.new.scf import create_convergence_criteria
-            calc.dft.params.convergence = {**calc.dft.params.convergence, "density": density}
-            calc.dft.scf_loop.convergence = create_convergence_criteria(
-                {k: v for k, v in calc.dft.params.convergence.items() if k != "bands"})
+        calc = _read_state(info["gpw"], str(run_dir / "gpaw-carried.txt"), layout, density)
         work = calc.get_atoms()
         if p.get("excitation"):
             f = [np.asarray(calc.get_occupation_numbers(kpt=0, spin=s), float)
@@ -370,9 +405,9 @@ def _resume_relaxation(run_dir: Path, atoms, job: dict) -> int:
     if not carries_mom(ident["settings"], p.get("excitation"), p["task"]):
         # as the step digest: keys of relaxations from before the setting existed are kept
         ident["settings"] = {k: v for k, v in ident["settings"].items() if k != "mom_carry_over"}
-    if ident["settings"].get("relax_density_convergence") is None:  # as the step digest
-        ident["settings"] = {k: v for k, v in ident["settings"].items()
-                             if k != "relax_density_convergence"}
+    for key in ("relax_density_convergence", "excited_max_step_A"):  # as the step digest
+        if ident["settings"].get(key) is None:
+            ident["settings"] = {k: v for k, v in ident["settings"].items() if k != key}
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
     same_job = key_file.is_file() and key_file.read_text().strip() == key
     world.barrier()
@@ -554,8 +589,9 @@ def run(run_dir: Path) -> None:
             atoms.calc = _ExcitedPerGeometry(
                 lambda txt: _calculator(p, settings, kpoints, atoms, txt, old=pw),
                 p["excitation"], width, run_dir,
-                MOM_CARRY_MAXITER if carries_mom(settings, p["excitation"], p["task"])
-                else None)
+                *((MOM_CARRY_MAXITER, _ground_start(job.get("previous"), p, settings,
+                                                     kpoints, atoms, layout))
+                  if carries_mom(settings, p["excitation"], p["task"]) else ()))
         else:
             calc = _calculator(p, settings, kpoints, atoms, str(run_dir / "gpaw.txt"), old=pw)
             atoms.calc = calc
@@ -566,9 +602,11 @@ def run(run_dir: Path) -> None:
             _log(f"PBE relaxation (BFGS, fmax {settings['relax_fmax_eV_per_A']} eV/A)")
             # every geometry goes to relax.traj and the Hessian to bfgs.json, so that a run
             # killed half-way resumes where it stopped (_resume_relaxation)
+            step = settings.get("excited_max_step_A") if p.get("excitation") else None
             opt = BFGS(atoms, logfile=str(run_dir / "relax.log") if world.rank == 0 else None,
                        trajectory=str(run_dir / RELAX_TRAJECTORY), append_trajectory=True,
-                       restart=str(run_dir / "bfgs.json"))
+                       restart=str(run_dir / "bfgs.json"),
+                       **({"maxstep": float(step)} if step else {}))
             converged = bool(opt.run(fmax=settings["relax_fmax_eV_per_A"],
                                      steps=settings["relax_max_steps"]))
             # every rank calls it: ASE's write is a collective (master writes, all sync)
@@ -588,6 +626,9 @@ def run(run_dir: Path) -> None:
         # the ground state a later hybrid/SOC step reuses (plane waves), and the wave functions
         # a finished run keeps for later analysis (transition dipoles; keep_wavefunctions)
         calc.write(str(run_dir / "gs.gpw"), mode="all")
+        if p["task"] == "relax":  # the last geometry's state, as the next step reads it
+            key = _ground_state_key(p, settings, kpoints,
+                                    ase.io.read(run_dir / "relaxed.extxyz", format="extxyz"))
         ground_state = {"key": key, "gpw": str(run_dir / "gs.gpw"), "carry_key": carry_key,
                         "energy_eV": energy}
     nspins = calc.get_number_of_spins()
