@@ -100,10 +100,7 @@ class GpawBackend(Backend):
     geometries a relaxation passes through, the last one included; None, the default: the
     same; 1e-4 halves the SCF iterations of a carried geometry, measured in
     benchmarks/luminescence_chain.py, where the CC points, single points at
-    density_convergence, give the energies), excited_max_step_A (BFGS's largest atomic
-    displacement per step in excited-state relaxations, A; None, the default: ASE's 0.2; a
-    carried MOM state was lost after every step of 0.09 A or more on the 21-atom Cs4PbBr6
-    V_Br^0 cell), nbands (PW; None: GPAW's
+    density_convergence, give the energies)), nbands (PW; None: GPAW's
     default), magmom_per_atom (initial collinear moment on every atom, mu_B; default: 1 mu_B in
     all for odd electron counts), relax_fmax_eV_per_A, relax_max_steps, localization_window_eV
     (states this far below the HOMO and above the LUMO get their localisation computed),
@@ -116,7 +113,10 @@ class GpawBackend(Backend):
     fresh start at each: the MOM excited state between the geometries of an excited-state
     relaxation, and the wave functions (with the MOM occupations of an excited state, sharp
     ones only) of a static step's previous step, its gs.gpw, when it holds the same system:
-    the previous point of a CC-diagram surface, or the previous static of a ladder; a
+    the previous point of a CC-diagram surface (the first point of each surface: the
+    relaxation at its minimum, which then keeps its last state in gs.gpw too), or the
+    previous static of a ladder; an excited relaxation after the ground relaxation starts
+    from that ground state when it is at the same geometry; a
     carried SCF that does not converge in runner.MOM_CARRY_MAXITER iterations, or lands more
     than runner.MAX_CARRIED_CHANGE_EV from the previous geometry's energy, falls back to the
     fresh start; the wave functions travel in gs.gpw, so it needs keep_wavefunctions; default
@@ -134,8 +134,7 @@ class GpawBackend(Backend):
                               "constrained_occupations", "transition_dipole"})
     calc_defaults: dict[str, Any] = {
         "mode": "lcao", "basis": "dzp", "grid_spacing_A": 0.22, "smearing_eV": 0.01,
-        "density_convergence": 1e-5, "relax_density_convergence": None,
-        "excited_max_step_A": None, "nbands": None, "magmom_per_atom": None,
+        "density_convergence": 1e-5, "relax_density_convergence": None, "nbands": None, "magmom_per_atom": None,
         "relax_fmax_eV_per_A": 0.05, "relax_max_steps": 60, "localization_window_eV": 8.0,
         "mom_width_eV": 0.0, "mom_carry_over": False, "keep_wavefunctions": True}
     output_settings = ("keep_wavefunctions",)
@@ -160,12 +159,11 @@ class GpawBackend(Backend):
             if not isinstance(s[key], (int, float)) or not s[key] > 0:
                 raise ProtocolError(f"gpaw setting {key} must be a positive number, got "
                                     f"{s[key]!r}")
-        for key in ("relax_density_convergence", "excited_max_step_A"):
-            v = s[key]
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
-                                  or not v > 0):
-                raise ProtocolError(f"gpaw setting {key} must be a positive number or null, "
-                                    f"got {v!r}")
+        loose = s["relax_density_convergence"]
+        if loose is not None and (isinstance(loose, bool) or not isinstance(loose, (int, float))
+                                  or not loose > 0):
+            raise ProtocolError("gpaw setting relax_density_convergence must be a positive "
+                                f"number or null, got {loose!r}")
         for key in ("relax_max_steps",):
             if not isinstance(s[key], int) or s[key] < 1:
                 raise ProtocolError(f"gpaw setting {key} must be a positive integer")
@@ -216,12 +214,10 @@ class GpawBackend(Backend):
         from perovdefect.calcs.gpaw.runner import carries_mom
         if protocol is None or not carries_mom(out, protocol.excitation, protocol.task):
             out.pop("mom_carry_over", None)
-        # only relaxations (excited ones) use them, and only when set: other digests stay
-        relax = protocol is not None and protocol.task == "relax"
-        if out.get("relax_density_convergence") is None or not relax:
+        # only relaxations use it, and only when set: other digests stay as they were
+        if out.get("relax_density_convergence") is None or protocol is None or \
+                protocol.task != "relax":
             out.pop("relax_density_convergence", None)
-        if out.get("excited_max_step_A") is None or not (relax and protocol.excitation):
-            out.pop("excited_max_step_A", None)
         if protocol is not None and protocol.is_hybrid:
             out["hybrid_total_energy"] = "non-self-consistent"
         return out

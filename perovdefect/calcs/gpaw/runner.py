@@ -362,9 +362,10 @@ def _carried_single_point(info: dict, atoms, p: dict, run_dir: Path, layout: dic
     """(calc, atoms) converged at this geometry from the previous point's wave functions (and
     its MOM occupations for an excited state: GPAW's MOM follows them by overlap) by
     _converge_carried to the density criterion `density` (default: the file's own, which a
-    relaxation may have loosened), its GPAW text in RUN_DIR/gpaw-carried.txt; None (start afresh) when
-    the previous state cannot be carried here (smeared MOM occupations, another symmetry, an
-    unreadable file), does not converge, or lands too far from the previous point's energy."""
+    relaxation may have loosened), its GPAW text in RUN_DIR/gpaw-carried.txt; None (start
+    afresh) when the previous state cannot be carried here (smeared MOM occupations, another
+    symmetry, an unreadable file), does not converge, or lands too far from the previous
+    point's energy."""
     try:
         calc = _read_state(info["gpw"], str(run_dir / "gpaw-carried.txt"), layout, density)
         work = calc.get_atoms()
@@ -405,9 +406,9 @@ def _resume_relaxation(run_dir: Path, atoms, job: dict) -> int:
     if not carries_mom(ident["settings"], p.get("excitation"), p["task"]):
         # as the step digest: keys of relaxations from before the setting existed are kept
         ident["settings"] = {k: v for k, v in ident["settings"].items() if k != "mom_carry_over"}
-    for key in ("relax_density_convergence", "excited_max_step_A"):  # as the step digest
-        if ident["settings"].get(key) is None:
-            ident["settings"] = {k: v for k, v in ident["settings"].items() if k != key}
+    if ident["settings"].get("relax_density_convergence") is None:  # as the step digest
+        ident["settings"] = {k: v for k, v in ident["settings"].items()
+                             if k != "relax_density_convergence"}
     key = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
     same_job = key_file.is_file() and key_file.read_text().strip() == key
     world.barrier()
@@ -602,11 +603,9 @@ def run(run_dir: Path) -> None:
             _log(f"PBE relaxation (BFGS, fmax {settings['relax_fmax_eV_per_A']} eV/A)")
             # every geometry goes to relax.traj and the Hessian to bfgs.json, so that a run
             # killed half-way resumes where it stopped (_resume_relaxation)
-            step = settings.get("excited_max_step_A") if p.get("excitation") else None
             opt = BFGS(atoms, logfile=str(run_dir / "relax.log") if world.rank == 0 else None,
                        trajectory=str(run_dir / RELAX_TRAJECTORY), append_trajectory=True,
-                       restart=str(run_dir / "bfgs.json"),
-                       **({"maxstep": float(step)} if step else {}))
+                       restart=str(run_dir / "bfgs.json"))
             converged = bool(opt.run(fmax=settings["relax_fmax_eV_per_A"],
                                      steps=settings["relax_max_steps"]))
             # every rank calls it: ASE's write is a collective (master writes, all sync)
