@@ -100,7 +100,7 @@ class GpawBackend(Backend):
     geometries a relaxation passes through, the last one included; None, the default: the
     same; 1e-4 halves the SCF iterations of a carried geometry, measured in
     benchmarks/luminescence_chain.py, where the CC points, single points at
-    density_convergence, give the energies)), nbands (PW; None: GPAW's
+    density_convergence, give the energies), nbands (PW; None: GPAW's
     default), magmom_per_atom (initial collinear moment on every atom, mu_B; default: 1 mu_B in
     all for odd electron counts), relax_fmax_eV_per_A, relax_max_steps, localization_window_eV
     (states this far below the HOMO and above the LUMO get their localisation computed),
@@ -134,7 +134,8 @@ class GpawBackend(Backend):
                               "constrained_occupations", "transition_dipole"})
     calc_defaults: dict[str, Any] = {
         "mode": "lcao", "basis": "dzp", "grid_spacing_A": 0.22, "smearing_eV": 0.01,
-        "density_convergence": 1e-5, "relax_density_convergence": None, "nbands": None, "magmom_per_atom": None,
+        "density_convergence": 1e-5, "relax_density_convergence": None, "nbands": None,
+        "magmom_per_atom": None,
         "relax_fmax_eV_per_A": 0.05, "relax_max_steps": 60, "localization_window_eV": 8.0,
         "mom_width_eV": 0.0, "mom_carry_over": False, "keep_wavefunctions": True}
     output_settings = ("keep_wavefunctions",)

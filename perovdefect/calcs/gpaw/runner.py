@@ -205,8 +205,9 @@ def _lost_state_check(previous_eV: float):
     whose energy lies more than CARRY_LOST_EV (eV) from `previous_eV`. A carried state that
     holds starts within ~1 meV of the converged energy; one that MOM lost after a long BFGS
     step started ~90 eV too high and wandered tens of eV for all 25 iterations (21-atom
-    Cs4PbBr6 V_Br^0, steps of 0.09-0.18 A), so stopping there saves ~24 SCF iterations per
-    lost carry. The energy is broadcast from rank 0 so that every rank stops together."""
+    Cs4PbBr6 V_Br^0, steps of 0.09-0.18 A; later runs lost it after steps of only 0.05 A,
+    starting 28-133 eV too high), so stopping there saves ~24 SCF iterations per lost carry.
+    The energy is broadcast from rank 0 so that every rank stops together."""
     from ase.units import Ha
     from gpaw.mpi import broadcast_float, world
 
@@ -587,12 +588,13 @@ def run(run_dir: Path) -> None:
         calc = None
         width = settings.get("mom_width_eV", 0.0)
         if p.get("excitation") and p["task"] == "relax":
+            carry_mom = carries_mom(settings, p["excitation"], p["task"])
             atoms.calc = _ExcitedPerGeometry(
                 lambda txt: _calculator(p, settings, kpoints, atoms, txt, old=pw),
                 p["excitation"], width, run_dir,
-                *((MOM_CARRY_MAXITER, _ground_start(job.get("previous"), p, settings,
-                                                     kpoints, atoms, layout))
-                  if carries_mom(settings, p["excitation"], p["task"]) else ()))
+                carry_maxiter=MOM_CARRY_MAXITER if carry_mom else None,
+                start=_ground_start(job.get("previous"), p, settings, kpoints, atoms, layout)
+                if carry_mom else None)
         else:
             calc = _calculator(p, settings, kpoints, atoms, str(run_dir / "gpaw.txt"), old=pw)
             atoms.calc = calc
